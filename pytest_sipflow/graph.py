@@ -1,0 +1,228 @@
+"""Scenario graph: typed nodes, per-instance chains, and every refusal of spec §5.
+
+Built once at collection time from a parsed :class:`~.schema.Document`; the engine only
+walks it. Anything wrong is collected into one :class:`ScenarioFormatError` so a user
+sees all problems of a file at once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import schema
+from .errors import Problem, ScenarioFormatError, SipflowWarning
+
+
+@dataclass
+class Instance:
+    id: str
+    data: schema.SipInstanceData
+    starts: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.data.label or self.id
+
+
+@dataclass
+class Step:
+    """A command or event node, with its resolved instance and branches."""
+
+    id: str
+    kind: str  # "command" | "event"
+    data: schema.CommandData | schema.EventData
+    instance: str = ""  # the instance the node acts on
+    chain: str = ""  # the instance whose thread runs it
+    success: str | None = None
+    failure: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.data.canonical
+
+    @property
+    def call_id(self) -> str:
+        return self.data.call_id
+
+
+@dataclass
+class Graph:
+    path: Path
+    name: str
+    description: str
+    markers: list[str]
+    timeout: float | None
+    instances: dict[str, Instance]
+    steps: dict[str, Step]
+    unreachable: list[str]
+
+    def dn_owner(self, dn: str) -> str | None:
+        for inst in self.instances.values():
+            if inst.data.dn and inst.data.dn == dn:
+                return inst.id
+        return None
+
+
+def load(path: Path | str) -> Graph:
+    path = Path(path)
+    return build(schema.read_document(path), path)
+
+
+def from_value(value: Any, path: Path | str = "<dict>") -> Graph:
+    """A graph from an already-decoded JSON value (dict or editor wrapper)."""
+    if isinstance(value, dict) and "flowData" in value and "nodes" not in value:
+        import json
+
+        value = schema.parse_text(json.dumps(value), str(path))
+    return build(schema.parse_document(value, str(path)), Path(path))
+
+
+def build(doc: schema.Document, path: Path) -> Graph:
+    problems: list[Problem] = []
+    instances: dict[str, Instance] = {}
+    steps: dict[str, Step] = {}
+    seen: set[str] = set()
+
+    for node in doc.nodes:
+        if node.id in seen:
+            problems.append(Problem("duplicate node id", node.id, "id"))
+            continue
+        seen.add(node.id)
+        data, errs = schema.parse_node_data(node)
+        problems += errs
+        if data is None:
+            continue
+        if isinstance(data, schema.SipInstanceData):
+            instances[node.id] = Instance(node.id, data)
+        else:
+            steps[node.id] = Step(node.id, node.type, data)  # type: ignore[arg-type]
+
+    if not instances and not any(n.type == "sipInstance" for n in doc.nodes):
+        problems.append(Problem("the scenario has no sipInstance node; add at least one",
+                                field="nodes"))
+
+    # Edges: existence, start nodes, branches.
+    for i, edge in enumerate(doc.edges):
+        label = edge.id or f"edges[{i}]"
+        bad = False
+        for end in ("source", "target"):
+            ident = getattr(edge, end)
+            if ident not in seen:
+                problems.append(Problem(f"edge {label!r} names missing node {ident!r}",
+                                        ident, end))
+                bad = True
+        if bad or edge.source not in instances and edge.source not in steps:
+            continue
+        if edge.target not in steps:
+            if edge.target in instances:
+                problems.append(Problem(
+                    f"edge {label!r} points at a sipInstance; edges lead to command or "
+                    "event nodes", edge.target, "target"))
+            continue
+        if edge.source in instances:
+            instances[edge.source].starts.append(edge.target)
+            continue
+        src = steps[edge.source]
+        slot = "failure" if edge.is_failure else "success"
+        if getattr(src, slot) is not None:
+            problems.append(Problem(
+                f"two {slot} edges leave this node ({getattr(src, slot)!r} and "
+                f"{edge.target!r}); keep one", src.id, "sourceHandle"))
+            continue
+        setattr(src, slot, edge.target)
+
+    # Instance references.
+    for step in steps.values():
+        inst_id = step.data.sip_instance_id
+        if inst_id is not None and inst_id not in instances:
+            problems.append(Problem(
+                f"unknown sipInstanceId {inst_id!r}; instances: {', '.join(instances) or 'none'}",
+                step.id, "data.sipInstanceId"))
+        if isinstance(step.data, schema.Incoming) and step.data.number is not None:
+            owner = next((i.id for i in instances.values() if i.data.dn == step.data.number), None)
+            if owner is None:
+                problems.append(Problem(
+                    f"INCOMING number {step.data.number!r} matches no sipInstance dn",
+                    step.id, "data.number"))
+            elif inst_id is None:
+                step.instance = owner
+        if inst_id is not None:
+            step.instance = inst_id
+
+    problems += _check_cycles(steps)
+    unreachable: list[str] = []
+    if not problems:
+        problems += _assign_chains(instances, steps)
+        unreachable = [s.id for s in steps.values() if not s.chain]
+    if problems:
+        raise ScenarioFormatError(str(path), problems)
+    for node_id in unreachable:
+        warnings.warn(SipflowWarning(
+            f"{path}: node {node_id!r} is reachable from no sipInstance and will be skipped"),
+            stacklevel=2)
+
+    return Graph(path=path, name=doc.name or _stem(path), description=doc.description or "",
+                 markers=list(doc.markers), timeout=doc.timeout, instances=instances,
+                 steps=steps, unreachable=unreachable)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    return name[: -len(".sipflow.json")] if name.endswith(".sipflow.json") else path.stem
+
+
+def _check_cycles(steps: dict[str, Step]) -> list[Problem]:
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = dict.fromkeys(steps, WHITE)
+    for root in steps:
+        if color[root] != WHITE:
+            continue
+        stack: list[tuple[str, list[str]]] = [(root, _next(steps[root]))]
+        color[root] = GREY
+        path = [root]
+        while stack:
+            node, todo = stack[-1]
+            if not todo:
+                color[node] = BLACK
+                stack.pop()
+                path.pop()
+                continue
+            nxt = todo.pop()
+            if nxt not in steps:
+                continue
+            if color[nxt] == GREY:
+                loop = path[path.index(nxt):] + [nxt]
+                return [Problem(f"cycle {' -> '.join(loop)}; scenarios are acyclic",
+                                node, "edges")]
+            if color[nxt] == WHITE:
+                color[nxt] = GREY
+                path.append(nxt)
+                stack.append((nxt, _next(steps[nxt])))
+    return []
+
+
+def _next(step: Step) -> list[str]:
+    return [n for n in (step.success, step.failure) if n is not None]
+
+
+def _assign_chains(instances: dict[str, Instance], steps: dict[str, Step]) -> list[Problem]:
+    problems = []
+    for inst in instances.values():
+        todo = list(inst.starts)
+        while todo:
+            step = steps[todo.pop()]
+            if step.chain == inst.id:
+                continue
+            if step.chain:
+                problems.append(Problem(
+                    f"reached from the chains of both {step.chain!r} and {inst.id!r}; a node "
+                    "runs on one instance's thread", step.id, "edges"))
+                continue
+            step.chain = inst.id
+            if not step.instance:
+                step.instance = inst.id
+            todo += _next(step)
+    return problems

@@ -1,0 +1,80 @@
+"""Shared helpers of the test suite: scenario builders and clean-machine checks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def instance(node_id: str, dn: str, **data: Any) -> dict[str, Any]:
+    return {"id": node_id, "type": "sipInstance", "position": {"x": 0, "y": 0},
+            "data": {"label": node_id, "dn": dn, **data}}
+
+
+def command(node_id: str, name: str, ua: str | None, **data: Any) -> dict[str, Any]:
+    body = {"command": name, **data}
+    if ua is not None:
+        body["sipInstanceId"] = ua
+    return {"id": node_id, "type": "command", "data": body}
+
+
+def event(node_id: str, name: str, ua: str | None, **data: Any) -> dict[str, Any]:
+    body = {"event": name, **data}
+    if ua is not None:
+        body["sipInstanceId"] = ua
+    return {"id": node_id, "type": "event", "data": body}
+
+
+def chain(*ids: str, prefix: str = "") -> list[dict[str, Any]]:
+    return [{"id": f"{prefix}{a}->{b}", "source": a, "target": b} for a, b in zip(ids, ids[1:])]
+
+
+def scenario(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], **top: Any) -> str:
+    return json.dumps({**top, "nodes": nodes, "edges": edges}, indent=1)
+
+
+def basic_call(target: str = "200", **top: Any) -> str:
+    """A calls B, B answers, A releases after 50 ms, B sees the BYE."""
+    nodes = [instance("a", "100"), instance("b", "200"),
+             command("call", "MakeCall", "a", callId="c", targetUri=target),
+             event("talk", "TIMEOUT", "a", timeout=50),
+             command("bye", "Release", "a", callId="c"),
+             event("in", "INCOMING", "b", callId="c", timeout=5000),
+             command("answer", "Answer", "b", callId="c"),
+             event("gone", "DISCONNECTED", "b", callId="c", timeout=5000)]
+    return scenario(nodes, chain("a", "call", "talk", "bye") + chain("b", "in", "answer", "gone"),
+                    **top)
+
+
+def agent_pids() -> set[int]:
+    """Agent processes of this machine started by this test run (found by their command line)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"pytest_sipflow.agent" in cmdline:
+            pids.add(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def sipflow_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester whose runs use a port block of their own, away from the outer run's agents."""
+    base = 7000 + (os.getpid() % 50) * 40
+    pytester.makeini(f"""
+        [pytest]
+        sipflow_port_base = {base}
+        sipflow_rtp_port_base = 40000
+        sipflow_port_range = 40
+        """)
+    return pytester
