@@ -1,0 +1,76 @@
+"""Collection of ``*.sipflow.json`` files: one pytest item per scenario file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from . import graph as graph_mod
+from .engine.events import ActionLogEvent, ExecutionEvent, NodeStateEvent
+from .engine.result import ScenarioResult
+from .engine.runner import run_scenario
+from .errors import ScenarioFailed, ScenarioFormatError, SipflowError
+from .report import render_failure
+from .session import SipflowSession
+
+SUFFIX = ".sipflow.json"
+session_key = pytest.StashKey[SipflowSession]()
+
+
+def is_scenario(path: Path) -> bool:
+    return path.name.endswith(SUFFIX)
+
+
+class SipflowFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        graph = graph_mod.load(self.path)
+        item = SipflowItem.from_parent(self, name=graph.name, graph=graph)
+        item.add_marker("sipflow")
+        for marker in graph.markers:
+            item.add_marker(marker)
+        yield item
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        if isinstance(excinfo.value, ScenarioFormatError) and not _full_trace(self.config):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+
+class SipflowItem(pytest.Item):
+    def __init__(self, *, graph: graph_mod.Graph, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.graph = graph
+        self.result: ScenarioResult | None = None
+
+    def runtest(self) -> None:
+        session = self.config.stash[session_key]
+        self.result = run_scenario(self.graph, session.pool, session.settings.engine,
+                                   self._dispatch)
+        if not self.result.passed:
+            raise ScenarioFailed(self.result, render_failure(self.result, self.graph))
+
+    def _dispatch(self, event: ExecutionEvent) -> None:
+        hook = self.config.hook
+        if isinstance(event, NodeStateEvent):
+            hook.pytest_sipflow_node_state(item=self, event=event)
+        elif isinstance(event, ActionLogEvent):
+            hook.pytest_sipflow_action_log(item=self, event=event)
+        else:
+            hook.pytest_sipflow_scenario_state(item=self, event=event)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> Any:
+        if isinstance(excinfo.value, SipflowError) and not _full_trace(self.config):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"sipflow scenario: {self.name}"
+
+
+def _full_trace(config: pytest.Config) -> bool:
+    session = config.stash.get(session_key, None)
+    return bool(session and session.settings.full_trace)

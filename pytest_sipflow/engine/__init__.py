@@ -1,0 +1,1 @@
+"""The graph engine: runs a scenario graph against SIP agents; no pytest inside."""

@@ -1,0 +1,467 @@
+"""The graph engine: one thread per instance walking its chains (spec §4).
+
+The engine only talks to agents through ``request``/events, so it imports nothing from
+pytest and nothing from pjsua2.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from .. import schema
+from ..agent.client import AgentCrashed, AgentError
+from ..graph import Graph, Step
+from .events import ActionLogEvent, ExecutionEvent, Listener, NodeStateEvent, ScenarioStateEvent
+from .mailbox import AgentDied, Event, Interrupted, Mailbox
+from .result import Failure, NodeRun, ScenarioResult
+
+LOOPBACK = "127.0.0.1"
+
+
+class AgentLike(Protocol):
+    name: str
+    pid: int
+    sip_port: int | None
+
+    @property
+    def alive(self) -> bool: ...
+    def request(self, op: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]: ...
+    def set_event_sink(self, sink: Callable[[dict[str, Any]], None] | None) -> None: ...
+    def stderr_tail(self, n: int = 20) -> list[str]: ...
+
+
+class AgentProvider(Protocol):
+    def acquire(self, count: int) -> Sequence[AgentLike]: ...
+    def release(self, agent: AgentLike, healthy: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    event_timeout_ms: float = 10_000  # nodes without their own ``timeout``
+    scenario_timeout_ms: float = 60_000  # files without their own ``timeout``
+    request_timeout_s: float = 5.0  # an agent must answer a request within this
+
+
+class StepFailed(Exception):
+    def __init__(self, reason: str, expected: str | None = None, actual: str | None = None,
+                 detail: Sequence[str] = ()) -> None:
+        self.reason, self.expected, self.actual, self.detail = reason, expected, actual, tuple(detail)
+        super().__init__(reason)
+
+
+class ScenarioRun:
+    """One execution of a graph. ``run()`` blocks, cleans up, and returns the result."""
+
+    def __init__(self, graph: Graph, agents: AgentProvider, settings: EngineSettings | None = None,
+                 listener: Listener | None = None) -> None:
+        self.graph = graph
+        self.provider = agents
+        self.settings = settings or EngineSettings()
+        self.listener = listener
+        self.result = ScenarioResult(name=graph.name, path=str(graph.path))
+        for step in graph.steps.values():
+            self.result.nodes[step.id] = NodeRun(step.id, step.instance, step.chain, step.kind,
+                                                 step.name, step.call_id)
+        self._abort = threading.Event()
+        self._lock = threading.RLock()  # result, failure and listener calls
+        self._t0 = time.monotonic()
+        self._agents: dict[str, AgentLike] = {}
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._uris: dict[str, str] = {}  # dn and instance id -> sip URI
+        self._current: dict[str, str] = {}  # instance -> node acting on it now
+        self._errors: list[BaseException] = []
+        self._stopped = False
+
+    # -- public --------------------------------------------------------------------------
+
+    def run(self) -> ScenarioResult:
+        self._scenario_state("running")
+        threads: list[threading.Thread] = []
+        try:
+            self._prepare()
+            for inst in self.graph.instances.values():
+                if inst.starts:
+                    t = threading.Thread(target=self._chain_thread, args=(inst.id,),
+                                         name=f"sipflow-{self.graph.name}-{inst.id}", daemon=True)
+                    threads.append(t)
+                    t.start()
+            self._join(threads)
+        except BaseException as exc:  # Ctrl-C, pytest-timeout, agent start failure
+            if isinstance(exc, StepFailed):
+                self._fail(Failure(exc.reason, detail=exc.detail))
+            else:
+                self._stopped = True
+            self._abort_all()
+            self._join(threads, deadline=False)
+            self._finish()
+            if not isinstance(exc, StepFailed):
+                raise
+            return self.result
+        self._finish()
+        if self._errors:
+            raise self._errors[0]
+        return self.result
+
+    # -- set-up / tear-down --------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        instances = list(self.graph.instances.values())
+        try:
+            agents = list(self.provider.acquire(len(instances)))
+        except Exception as exc:
+            raise StepFailed(f"could not start SIP agents: {exc}") from exc
+        for inst, agent in zip(instances, agents):
+            self._agents[inst.id] = agent
+            box = Mailbox(inst.id, self._abort)
+            self._mailboxes[inst.id] = box
+            agent.set_event_sink(self._sink(inst.id, box))
+        for inst in instances:
+            agent = self._agents[inst.id]
+            data = inst.data
+            dn = data.dn or inst.id
+            try:
+                agent.request("configure", timeout=self.settings.request_timeout_s, dn=dn,
+                              display=data.label or inst.id, codecs=list(data.codecs),
+                              auto_ringing=data.auto_ringing)
+            except (AgentError, TimeoutError) as exc:
+                raise StepFailed(f"could not configure the agent of instance {inst.id!r}: {exc}",
+                                 detail=agent.stderr_tail()) from exc
+            uri = f"sip:{dn}@{LOOPBACK}:{agent.sip_port}"
+            self._uris[inst.id] = uri
+            if data.dn:
+                self._uris.setdefault(f"dn:{data.dn}", uri)
+            self._log(None, inst.id, f"agent {agent.name} (pid {agent.pid}) ready as {uri}")
+
+    def _finish(self) -> None:
+        for agent in self._agents.values():
+            agent.set_event_sink(None)
+        healthy: dict[str, bool] = {}
+        for inst_id, agent in self._agents.items():
+            ok = agent.alive
+            if ok:
+                try:
+                    agent.request("reset", timeout=self.settings.request_timeout_s)
+                except (AgentError, TimeoutError):
+                    ok = False
+            healthy[inst_id] = ok
+        for inst_id, agent in self._agents.items():
+            self.provider.release(agent, healthy[inst_id])
+        self._agents.clear()
+        with self._lock:
+            for node in self.result.nodes.values():
+                if node.state == "pending":
+                    self._set_state(node, "skipped")
+            if self._stopped:
+                state = "stopped"
+            elif self.result.failure is not None:
+                state = "failed"
+            else:
+                state = "completed"
+            self.result.state = state
+            self.result.duration = time.monotonic() - self._t0
+        self._scenario_state(state, self.result.failure.reason if self.result.failure else "")
+
+    def _join(self, threads: list[threading.Thread], deadline: bool = True) -> None:
+        limit_ms = self.graph.timeout if self.graph.timeout is not None \
+            else self.settings.scenario_timeout_ms
+        end = self._t0 + limit_ms / 1000.0
+        for t in threads:
+            while t.is_alive():
+                if deadline and time.monotonic() >= end:
+                    running = [n for n in self.result.nodes.values() if n.state == "running"]
+                    stuck = running[0] if running else None
+                    self._fail(Failure(
+                        f"scenario deadline of {limit_ms:g} ms exceeded"
+                        + (f" while node {stuck.id!r} was running" if stuck else ""),
+                        node=stuck.id if stuck else None,
+                        instance=stuck.instance if stuck else None,
+                        name=stuck.name if stuck else None))
+                    deadline = False
+                t.join(0.05 if not deadline else max(0.0, min(0.5, end - time.monotonic())))
+
+    def _abort_all(self) -> None:
+        self._abort.set()
+        for box in self._mailboxes.values():
+            box.wake()
+
+    def _fail(self, failure: Failure) -> None:
+        with self._lock:
+            if self.result.failure is None:
+                self.result.failure = failure
+        self._abort_all()
+
+    # -- events --------------------------------------------------------------------------
+
+    def _emit(self, event: ExecutionEvent) -> None:
+        with self._lock:
+            self.result.events.append(event)
+            if self.listener is not None:
+                try:
+                    self.listener(event)
+                except BaseException as exc:  # a user's hook broke: report it, stop the run
+                    self._errors.append(exc)
+                    self._abort.set()
+
+    def _scenario_state(self, state: str, message: str = "") -> None:
+        self._emit(ScenarioStateEvent(self.graph.name, state, time.time(), message))
+
+    def _log(self, node: str | None, instance: str, message: str, level: str = "info",
+             sip: str | None = None) -> None:
+        self._emit(ActionLogEvent(self.graph.name, node, instance, message, level, time.time(), sip))
+
+    def _set_state(self, node: NodeRun, state: str) -> None:
+        with self._lock:
+            previous, node.state = node.state, state
+            now = time.monotonic() - self._t0
+            if state == "running":
+                node.started = now
+            elif previous == "running":
+                node.ended = now
+            self._emit(NodeStateEvent(self.graph.name, node.id, node.instance, previous, state,
+                                      time.time()))
+
+    def _sink(self, instance: str, box: Mailbox) -> Callable[[dict[str, Any]], None]:
+        def sink(raw: dict[str, Any]) -> None:
+            if raw.get("event") == "sip":
+                record = dict(raw, instance=instance)
+                with self._lock:
+                    self.result.sip_messages.append(record)
+                    node = self._current.get(instance)
+                summary = str(raw.get("summary", ""))
+                arrow = "->" if raw.get("dir") == "tx" else "<-"
+                self._log(node, instance, f"{arrow} {summary}", "sip", sip=summary)
+                return
+            box.post(raw)
+        return sink
+
+    # -- chains --------------------------------------------------------------------------
+
+    def _chain_thread(self, instance: str) -> None:
+        try:
+            self._run_chains(instance)
+        except BaseException as exc:  # an engine bug: surface it in the test thread
+            with self._lock:
+                self._errors.append(exc)
+            self._fail(Failure(f"internal error in the thread of instance {instance!r}: {exc!r}"))
+
+    def _run_chains(self, instance: str) -> None:
+        path = self.result.paths.setdefault(instance, [])
+        for start in self.graph.instances[instance].starts:
+            node_id: str | None = start
+            while node_id is not None:
+                if self._abort.is_set():
+                    return
+                step = self.graph.steps[node_id]
+                path.append(node_id)
+                ok = self._run_step(step)
+                if ok is None:  # cancelled
+                    return
+                if ok:
+                    node_id = step.success
+                elif step.failure is not None:
+                    node_id = step.failure
+                else:
+                    return
+
+    def _run_step(self, step: Step) -> bool | None:
+        node = self.result.nodes[step.id]
+        self._set_state(node, "running")
+        with self._lock:
+            self._current[step.instance] = step.id
+        try:
+            message = self._execute(step)
+        except Interrupted:
+            self._set_state(node, "cancelled")
+            return None
+        except StepFailed as exc:
+            node.message = exc.reason
+            self._log(step.id, step.instance, exc.reason, "error")
+            self._set_state(node, "failed")
+            if step.failure is None:
+                self._fail(Failure(exc.reason, step.id, step.instance, step.name,
+                                   exc.expected, exc.actual, exc.detail))
+            return False
+        node.message = message
+        if message:
+            self._log(step.id, step.instance, message)
+        self._set_state(node, "completed")
+        return True
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def _execute(self, step: Step) -> str:
+        handler = getattr(self, f"_do_{step.name}", None)
+        if handler is None:
+            raise StepFailed(f"{step.name} is not supported yet by this version of pytest-sipflow")
+        try:
+            return handler(step, step.data)
+        except AgentDied as exc:
+            raise self._died(step, exc.returncode, exc.stderr) from None
+        except AgentCrashed as exc:
+            raise self._died(step, exc.returncode, exc.stderr_tail) from None
+
+    def _died(self, step: Step, rc: int | None, stderr: Sequence[str]) -> StepFailed:
+        agent = self._agents.get(step.instance)
+        lines = list(stderr) or (agent.stderr_tail() if agent else [])
+        return StepFailed(f"the SIP agent of instance {step.instance!r} died (exit code {rc})",
+                          detail=[f"agent stderr: {line}" for line in lines[-10:]])
+
+    def _timeout(self, step: Step) -> float:
+        ms = step.data.timeout if step.data.timeout is not None else self.settings.event_timeout_ms
+        return ms / 1000.0
+
+    def _request(self, step: Step, op: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
+        agent = self._agents[step.instance]
+        try:
+            return agent.request(op, timeout=timeout or self.settings.request_timeout_s, **args)
+        except AgentCrashed:
+            raise
+        except AgentError as exc:
+            raise StepFailed(f"{step.name} refused: {exc}") from None
+        except TimeoutError:
+            raise StepFailed(f"the agent of instance {step.instance!r} did not answer "
+                             f"{op!r} in time") from None
+
+    def _box(self, step: Step) -> Mailbox:
+        return self._mailboxes[step.instance]
+
+    def _handle(self, step: Step, key: str | None = None, live: bool = True) -> str:
+        key = key or step.call_id
+        box = self._box(step)
+        handle = box.handle(key)
+        if handle is None or (live and not box.is_live(handle)):
+            calls = box.live_keys()
+            state = "no call" if handle is None else "no active call (it has ended)"
+            raise StepFailed(
+                f"{state} under callId {key!r} on instance {step.instance!r}",
+                expected=f"a live call under callId {key!r}",
+                actual=f"live calls: {', '.join(map(repr, calls))}" if calls else "no live call")
+        return handle
+
+    def _recent(self, step: Step) -> str:
+        events = self._box(step).recent()
+        return "; ".join(e.describe() for e in events) if events else "nothing"
+
+    def _wait_call(self, step: Step, handle: str, types: set[str], what: str) -> Event:
+        ev = self._box(step).take(lambda e: e.call == handle and e.type in types,
+                                  self._timeout(step), consume=False)
+        if ev is None:
+            raise StepFailed(f"{what} within {self._timeout(step) * 1000:g} ms", expected=what,
+                             actual=f"last events: {self._recent(step)}")
+        return ev
+
+    def _target(self, step: Step, target: str) -> str:
+        if target.startswith(("sip:", "sips:")):
+            return target
+        for key in (f"dn:{target}", target):
+            if key in self._uris:
+                return self._uris[key]
+        if "@" in target:
+            return f"sip:{target}"
+        raise StepFailed(f"bad target {target!r}: not a sip: URI and no instance has this dn",
+                         expected="a dn of this scenario or a sip: URI", actual=repr(target))
+
+    # commands
+
+    def _do_MakeCall(self, step: Step, data: schema.MakeCall) -> str:
+        box = self._box(step)
+        old = box.handle(step.call_id)
+        if old is not None and box.is_live(old):
+            raise StepFailed(f"callId {step.call_id!r} already holds a live call on instance "
+                             f"{step.instance!r}; use another callId")
+        uri = self._target(step, data.target_uri)
+        self._log(step.id, step.instance, f"calling {uri}")
+        handle = self._request(step, "make_call", target=uri, headers=dict(data.headers))["call"]
+        box.bind(handle, step.call_id)
+        ev = box.take(lambda e: e.call == handle and e.type in ("confirmed", "disconnected"),
+                      self._timeout(step), consume=False)
+        if ev is None:
+            raise StepFailed(f"no final response within {self._timeout(step) * 1000:g} ms",
+                             expected="2xx final response", actual=f"last events: {self._recent(step)}")
+        if ev.type == "disconnected":
+            status = f"{ev.raw.get('code')} {ev.raw.get('reason', '')}".strip()
+            raise StepFailed(f"call to {uri} failed: {status}", expected="2xx final response",
+                             actual=status)
+        return f"call to {uri} answered"
+
+    def _do_Answer(self, step: Step, data: schema.Answer) -> str:
+        handle = self._handle(step)
+        self._request(step, "answer", call=handle, code=data.status_code)
+        ev = self._wait_call(step, handle, {"confirmed", "disconnected"}, "ACK for the 2xx")
+        if ev.type == "disconnected":
+            raise StepFailed("the call ended before it was confirmed", expected="ACK",
+                             actual=ev.describe())
+        return f"answered with {data.status_code}"
+
+    def _do_Response(self, step: Step, data: schema.Response) -> str:
+        handle = self._handle(step)
+        args: dict[str, Any] = {"call": handle, "code": data.status_code}
+        if data.reason:
+            args["reason"] = data.reason
+        self._request(step, "respond", **args)
+        return f"responded {data.status_code}{' ' + data.reason if data.reason else ''}"
+
+    def _do_Release(self, step: Step, data: schema.Release) -> str:
+        handle = self._handle(step, live=False)
+        box = self._box(step)
+        if not box.is_live(handle):
+            self._log(step.id, step.instance, f"call {step.call_id!r} had already ended", "warning")
+            return "nothing to release"
+        args: dict[str, Any] = {"call": handle}
+        if data.status_code is not None:
+            args["code"] = data.status_code
+        reply = self._request(step, "hangup", **args)
+        if reply.get("already_ended"):
+            self._log(step.id, step.instance, f"call {step.call_id!r} had already ended", "warning")
+            return "nothing to release"
+        self._wait_call(step, handle, {"disconnected"}, "the call to end")
+        return f"call {step.call_id!r} released"
+
+    # events
+
+    def _do_TIMEOUT(self, step: Step, data: schema.Timeout) -> str:
+        if self._abort.wait(self._timeout(step)):
+            raise Interrupted()
+        return ""
+
+    def _do_INCOMING(self, step: Step, data: schema.Incoming) -> str:
+        box = self._box(step)
+        old = box.handle(step.call_id)
+        if old is not None and box.is_live(old):
+            raise StepFailed(f"callId {step.call_id!r} already holds a live call on instance "
+                             f"{step.instance!r}; use another callId")
+        ev = box.take_incoming(step.call_id, self._timeout(step))
+        if ev is None:
+            raise StepFailed(f"no incoming call within {self._timeout(step) * 1000:g} ms",
+                             expected="INCOMING", actual=f"last events: {self._recent(step)}")
+        return f"incoming call from {ev.raw.get('from', '?')}"
+
+    def _wait_event(self, step: Step, etype: str, label: str) -> Event:
+        ev = self._box(step).take(lambda e: e.key == step.call_id and e.type == etype,
+                                  self._timeout(step))
+        if ev is None:
+            raise StepFailed(f"no {label} on callId {step.call_id!r} within "
+                             f"{self._timeout(step) * 1000:g} ms", expected=label,
+                             actual=f"last events: {self._recent(step)}")
+        return ev
+
+    def _do_RINGING(self, step: Step, data: schema.Ringing) -> str:
+        ev = self._wait_event(step, "ringing", "RINGING")
+        return f"ringing ({ev.raw.get('code', 180)})"
+
+    def _do_DISCONNECTED(self, step: Step, data: schema.Disconnected) -> str:
+        ev = self._wait_event(step, "disconnected", "DISCONNECTED")
+        return f"disconnected ({ev.raw.get('code')} {ev.raw.get('reason', '')})".strip()
+
+
+def run_scenario(graph: Graph, agents: AgentProvider, settings: EngineSettings | None = None,
+                 listener: Listener | None = None) -> ScenarioResult:
+    return ScenarioRun(graph, agents, settings, listener).run()
+
+
+def scenario_dir(graph: Graph) -> Path:
+    return Path(graph.path).parent

@@ -1,0 +1,42 @@
+"""pytest entry point (``pytest11``): wires pytest's hooks to the modules that do the work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from . import fixtures, hooks
+from .collect import SipflowFile, is_scenario, session_key
+from .options import add_options, report_header, settings_from_config
+from .session import SipflowSession
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sipflow: a SIPFLOW scenario file collected by pytest-sipflow")
+    config.stash[session_key] = SipflowSession(settings_from_config(config))
+    config.pluginmanager.register(fixtures, "sipflow-fixtures")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(session_key, None)
+    if session is not None:
+        session.close()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return report_header(config.stash[session_key].settings)
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if is_scenario(file_path):
+        return SipflowFile.from_parent(parent, path=file_path)
+    return None

@@ -1,0 +1,122 @@
+"""A pool of started SIP agents, reused between scenarios after a full reset.
+
+Starting a process costs tens of milliseconds; a reset costs one round trip. A dead or
+unhealthy agent is never reused: it is reaped and a fresh one takes its place.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Sequence
+
+from .agent.client import Agent, AgentError
+from .errors import AgentUnavailable
+from .ports import RTP_PORTS_PER_AGENT, PortPlan
+
+START_TIMEOUT_S = 15.0
+
+
+class AgentPool:
+    def __init__(self, plan: PortPlan, python: str = sys.executable) -> None:
+        self.plan = plan
+        self.python = python
+        self._lock = threading.Lock()
+        self._idle: list[Agent] = []
+        self._busy: set[Agent] = set()
+        self._used_ports: set[int] = set()
+        self._cursor = plan.sip_first
+        self._serial = 0
+        self.started = 0  # agents ever started (for reports and benchmarks)
+
+    def acquire(self, count: int) -> Sequence[Agent]:
+        with self._lock:
+            reuse = [a for a in self._idle if a.alive][:count]
+            for agent in reuse:
+                self._idle.remove(agent)
+            self._busy.update(reuse)
+        fresh: list[Agent] = []
+        try:
+            fresh = [self._spawn() for _ in range(count - len(reuse))]
+            for agent in fresh:
+                agent.wait_ready(START_TIMEOUT_S)
+                self._start(agent)
+        except BaseException:
+            for agent in fresh:
+                self._discard(agent)
+            for agent in reuse:
+                self.release(agent, True)
+            raise
+        return reuse + fresh
+
+    def release(self, agent: Agent, healthy: bool) -> None:
+        with self._lock:
+            self._busy.discard(agent)
+            if healthy and agent.alive:
+                self._idle.append(agent)
+                return
+        self._discard(agent)
+
+    def close(self) -> None:
+        """Shut every agent down and reap it; the pool can be used again afterwards."""
+        with self._lock:
+            agents = self._idle + list(self._busy)
+            self._idle.clear()
+            self._busy.clear()
+        for agent in agents:
+            self._discard(agent)
+
+    @property
+    def live_agents(self) -> int:
+        with self._lock:
+            return len(self._idle) + len(self._busy)
+
+    # ----------------------------------------------------------------------------------
+
+    def _spawn(self) -> Agent:
+        with self._lock:
+            self._serial += 1
+            name = f"a{self._serial}"
+        agent = Agent(name=name, python=self.python)
+        with self._lock:
+            self._busy.add(agent)
+            self.started += 1
+        return agent
+
+    def _discard(self, agent: Agent) -> None:
+        with self._lock:
+            self._busy.discard(agent)
+            if agent in self._idle:
+                self._idle.remove(agent)
+            if agent.sip_port is not None:
+                self._used_ports.discard(agent.sip_port)
+        agent.close()
+
+    def _start(self, agent: Agent) -> None:
+        """Bind the agent to the next free SIP port of this worker's block."""
+        with self._lock:
+            candidates = [p for p in self.plan.sip_ports(self._cursor) if p not in self._used_ports]
+        last_error = ""
+        for port in candidates:
+            with self._lock:
+                if port in self._used_ports:
+                    continue
+                self._used_ports.add(port)
+            try:
+                agent.request("start", timeout=START_TIMEOUT_S, sip_port=port, sip_port_last=port,
+                              rtp_port=self.plan.rtp_for(port), rtp_port_count=RTP_PORTS_PER_AGENT)
+            except AgentError as exc:
+                with self._lock:
+                    self._used_ports.discard(port)
+                last_error = str(exc)
+                if not agent.alive:
+                    raise AgentUnavailable(f"agent {agent.name} died while starting: {exc}; "
+                                           f"stderr: {' | '.join(agent.stderr_tail(5))}") from None
+                continue
+            with self._lock:
+                self._cursor = port + 2 if port + 2 <= self.plan.sip_last else self.plan.sip_first
+            return
+        raise AgentUnavailable(
+            f"no free SIP port in {self.plan.describe()} ({len(candidates)} tried; last error: "
+            f"{last_error or 'none'}); free some ports or choose another range with "
+            "--sipflow-port-base / --sipflow-port-range")

@@ -1,0 +1,60 @@
+"""Plain-text failure reports that read like an assertion diff.
+
+Only strings leave this module, so a report survives the trip from an xdist worker to
+the controller unchanged.
+"""
+
+from __future__ import annotations
+
+from .engine.result import Failure, ScenarioResult
+from .graph import Graph
+
+MARKS = {
+    "completed": "ok",
+    "failed": "FAILED",
+    "cancelled": "cancelled",
+    "skipped": "not reached",
+    "pending": "not reached",
+    "running": "running",
+}
+
+
+def render_failure(result: ScenarioResult, graph: Graph | None = None) -> str:
+    failure = result.failure or Failure("the scenario was stopped before it ended")
+    lines = [f"scenario {result.name!r} {result.state}"]
+    if failure.node is not None:
+        what = f"{failure.name}" if failure.name else "node"
+        lines.append(f"failing node: {failure.node!r} (instance {failure.instance!r}, {what})")
+    lines.append(f"reason: {failure.reason}")
+    if failure.expected is not None or failure.actual is not None:
+        lines.append(f"  expected: {failure.expected if failure.expected is not None else '-'}")
+        lines.append(f"  actual:   {failure.actual if failure.actual is not None else '-'}")
+    lines += [f"  {line}" for line in failure.detail]
+    lines.append("")
+    lines.append("paths:")
+    lines += render_paths(result, graph)
+    return "\n".join(lines)
+
+
+def render_paths(result: ScenarioResult, graph: Graph | None = None) -> list[str]:
+    """Each instance's chain: what ran and how it ended, then what was never reached."""
+    chains = list(graph.instances) if graph is not None else list(result.paths)
+    width = max((len(c) for c in chains), default=0)
+    lines = []
+    for chain in chains:
+        visited = result.paths.get(chain, [])
+        parts = [_node(result, node_id) for node_id in visited]
+        rest = [n for n in result.nodes.values() if n.chain == chain and n.id not in visited]
+        parts += [_node(result, n.id) for n in rest]
+        lines.append(f"  {chain.ljust(width)}: {' -> '.join(parts) if parts else '(no nodes)'}")
+    orphans = [n for n in result.nodes.values() if not n.chain]
+    if orphans:
+        lines.append(f"  {'(unreachable)'}: {', '.join(_node(result, n.id) for n in orphans)}")
+    return lines
+
+
+def _node(result: ScenarioResult, node_id: str) -> str:
+    node = result.nodes[node_id]
+    mark = MARKS.get(node.state, node.state)
+    timing = f" {node.duration * 1000:.0f} ms" if node.duration is not None else ""
+    return f"{node.id} [{node.name} {mark}{timing}]"

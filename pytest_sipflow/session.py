@@ -1,0 +1,24 @@
+"""Per-pytest-process state: settings and the agent pool, closed when pytest ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .options import Settings
+from .pool import AgentPool
+
+
+@dataclass
+class SipflowSession:
+    settings: Settings
+    _pool: AgentPool | None = field(default=None, repr=False)
+
+    @property
+    def pool(self) -> AgentPool:
+        if self._pool is None:  # created on first use: collection-only runs start nothing
+            self._pool = AgentPool(self.settings.ports)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
