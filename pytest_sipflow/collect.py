@@ -25,7 +25,12 @@ def is_scenario(path: Path) -> bool:
 
 class SipflowFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        graph = graph_mod.load(self.path)
+        try:
+            graph = graph_mod.load(self.path)
+        except ScenarioFormatError as exc:
+            self.config.stash[session_key].refused_files.add(self.nodeid)
+            exc.path = _display_path(self.path, self.config.rootpath)
+            raise
         item = SipflowItem.from_parent(self, name=graph.name, graph=graph)
         item.add_marker("sipflow")
         for marker in graph.markers:
@@ -69,6 +74,22 @@ class SipflowItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"sipflow scenario: {self.name}"
+
+
+def only_refused_files_failed(session: pytest.Session) -> bool:
+    """True when every collection error so far is a refused scenario file.
+
+    Those files are reported as errors, but need not stop the other files from running.
+    """
+    refused = session.config.stash[session_key].refused_files
+    return bool(refused) and session.testsfailed == len(refused)
+
+
+def _display_path(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def _full_trace(config: pytest.Config) -> bool:

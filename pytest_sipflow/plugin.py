@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import fixtures, hooks
-from .collect import SipflowFile, is_scenario, session_key
+from .collect import SipflowFile, is_scenario, only_refused_files_failed, session_key
 from .options import add_options, report_header, settings_from_config
 from .session import SipflowSession
 
@@ -40,3 +40,10 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     if is_scenario(file_path):
         return SipflowFile.from_parent(parent, path=file_path)
     return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    # A broken scenario file is a collection error, but the other files still run.
+    if only_refused_files_failed(session):
+        session.config.option.continue_on_collection_errors = True

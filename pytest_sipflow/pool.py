@@ -18,8 +18,9 @@ START_TIMEOUT_S = 15.0
 
 
 class AgentPool:
-    def __init__(self, plan: PortPlan, python: str = sys.executable) -> None:
+    def __init__(self, plan: PortPlan, python: str = sys.executable, name: str = "a") -> None:
         self.plan = plan
+        self.name = name  # prefix of agent names, so threads show whose agent they serve
         self.python = python
         self._lock = threading.Lock()
         self._idle: list[Agent] = []
@@ -76,7 +77,7 @@ class AgentPool:
     def _spawn(self) -> Agent:
         with self._lock:
             self._serial += 1
-            name = f"a{self._serial}"
+            name = f"{self.name}{self._serial}"
         agent = Agent(name=name, python=self.python)
         with self._lock:
             self._busy.add(agent)

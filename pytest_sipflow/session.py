@@ -12,6 +12,7 @@ from .pool import AgentPool
 class SipflowSession:
     settings: Settings
     _pool: AgentPool | None = field(default=None, repr=False)
+    refused_files: set[str] = field(default_factory=set)  # node ids of broken scenario files
 
     @property
     def pool(self) -> AgentPool:

@@ -53,10 +53,11 @@ def test_failure_without_branch_aborts_and_cancels_the_others(pool: AgentPool) -
              event("wait-long", "DISCONNECTED", "a", callId="c", timeout=8000),
              event("in", "INCOMING", "b", callId="c"),
              command("answer", "Answer", "b", callId="c"),
+             event("settle", "TIMEOUT", "b", timeout=200),
              command("oops", "Release", "b", callId="no-such-call"),
              event("never", "TIMEOUT", "b", timeout=10)]
-    g = build(scenario(nodes, chain("a", "call", "wait-long") + chain("b", "in", "answer", "oops",
-                                                                       "never")))
+    g = build(scenario(nodes, chain("a", "call", "wait-long") + chain("b", "in", "answer", "settle",
+                                                                       "oops", "never")))
     start = time.monotonic()
     result = run_scenario(g, pool)
     assert time.monotonic() - start < 3, "an abort does not wait for other nodes' timeouts"
@@ -66,7 +67,7 @@ def test_failure_without_branch_aborts_and_cancels_the_others(pool: AgentPool) -
     assert result.failure.actual == "live calls: 'c'"
     assert result.node_states() == {"call": "completed", "wait-long": "cancelled",
                                     "in": "completed", "answer": "completed",
-                                    "oops": "failed", "never": "skipped"}
+                                    "settle": "completed", "oops": "failed", "never": "skipped"}
 
 
 def test_scenario_deadline_names_the_running_node(pool: AgentPool) -> None:
@@ -95,12 +96,12 @@ def test_nothing_is_left_after_the_pool_closes() -> None:
     before_fds = fds()
     before_children = _children()
     plan = PortPlan(sip_base=9800 + (os.getpid() % 20) * 10, sip_range=10, rtp_base=47000)
-    local = AgentPool(plan)
+    local = AgentPool(plan, name="leakcheck")
     assert run_scenario(build(basic_call()), local).passed
     assert local.live_agents == 2
     local.close()
     assert local.live_agents == 0
-    assert not [t.name for t in threading.enumerate() if t.name.startswith("sipflow")]
+    assert not [t.name for t in threading.enumerate() if "leakcheck" in t.name]
     assert fds() == before_fds
     assert _children() == before_children, "every agent process was reaped"
 

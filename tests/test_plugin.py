@@ -113,9 +113,10 @@ def test_broken_files_are_collection_errors_and_other_files_still_run(
     result = sipflow_pytester.runpytest()
     result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines([
-        "*broken.sipflow.json: invalid sipflow scenario: node 'call', field 'command': "
+        "badjson.sipflow.json: invalid sipflow scenario: bad JSON: * at line 1, column 12",
+        "*",
+        "broken.sipflow.json: invalid sipflow scenario: node 'call', field 'command': "
         "unknown command 'Dial'; allowed: MakeCall, *",
-        "*badjson.sipflow.json: invalid sipflow scenario: bad JSON: * at line 1, column 12",
     ])
     assert "Traceback" not in result.stdout.str()
 
@@ -207,3 +208,22 @@ def test_no_agent_process_is_left_after_a_session(sipflow_pytester: pytest.Pytes
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout
     assert not processes_with_token(token)
+
+
+def test_every_refusal_is_a_collection_error_and_the_good_file_runs(
+        sipflow_pytester: pytest.Pytester) -> None:
+    from test_graph import REFUSALS
+
+    files = {f"bad_{i}": text for i, (text, *_rest) in enumerate(REFUSALS.values())}
+    sipflow_pytester.makefile(".sipflow.json", good=basic_call(), **files)
+    result = sipflow_pytester.runpytest("-p", "no:warnings")
+    result.assert_outcomes(passed=1, errors=len(REFUSALS))
+    out = result.stdout.str()
+    for i, (_text, node_id, field, words) in enumerate(REFUSALS.values()):
+        line = next(l for l in result.outlines if l.startswith(f"bad_{i}.sipflow.json: invalid"))
+        if node_id is not None:
+            assert f"node {node_id!r}" in line, line
+        if field is not None:
+            assert f"field {field!r}" in line, line
+        assert words in line, line
+    assert "Traceback" not in out
