@@ -38,7 +38,11 @@ def render_failure(result: ScenarioResult, graph: Graph | None = None) -> str:
 
 def render_paths(result: ScenarioResult, graph: Graph | None = None) -> list[str]:
     """Each instance's chain: what ran and how it ended, then what was never reached."""
-    chains = list(graph.instances) if graph is not None else list(result.paths)
+    if graph is not None:
+        chains = list(graph.instances)
+    else:
+        chains = list(dict.fromkeys([*result.paths, *(n.chain for n in result.nodes.values()
+                                                        if n.chain)]))
     width = max((len(c) for c in chains), default=0)
     lines = []
     for chain in chains:

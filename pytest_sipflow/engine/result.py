@@ -59,5 +59,13 @@ class ScenarioResult:
     def passed(self) -> bool:
         return self.state == "completed"
 
+    def assert_passed(self) -> None:
+        """Raise the same assertion-diff failure a collected scenario file shows."""
+        if not self.passed:
+            from ..errors import ScenarioFailed
+            from ..report import render_failure
+
+            raise ScenarioFailed(self, render_failure(self))
+
     def node_states(self) -> dict[str, str]:
         return {node_id: run.state for node_id, run in self.nodes.items()}
