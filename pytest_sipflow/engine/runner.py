@@ -57,8 +57,9 @@ class ScenarioRun:
     """One execution of a graph. ``run()`` blocks, cleans up, and returns the result."""
 
     def __init__(self, graph: Graph, agents: AgentProvider, settings: EngineSettings | None = None,
-                 listener: Listener | None = None) -> None:
+                 listener: Listener | None = None, peers: dict[str, str] | None = None) -> None:
         self.graph = graph
+        self.peers = dict(peers or {})  # extra targets: a name or dn -> sip URI outside the graph
         self.provider = agents
         self.settings = settings or EngineSettings()
         self.listener = listener
@@ -90,15 +91,15 @@ class ScenarioRun:
                     threads.append(t)
                     t.start()
             self._join(threads)
-        except BaseException as exc:  # Ctrl-C, pytest-timeout, agent start failure
+        except BaseException as exc:  # agent start failure, pytest-timeout, Ctrl-C
             if isinstance(exc, StepFailed):
                 self._fail(Failure(exc.reason, detail=exc.detail))
-            else:
+            else:  # stopped from outside: name the node it was stuck on
                 self._stopped = True
-            self._abort_all()
+                self._fail(self._stuck_failure(f"the run was stopped ({str(exc) or type(exc).__name__})"))
             self._join(threads, deadline=False)
             self._finish()
-            if not isinstance(exc, StepFailed):
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             return self.result
         self._finish()
@@ -172,16 +173,20 @@ class ScenarioRun:
         for t in threads:
             while t.is_alive():
                 if deadline and time.monotonic() >= end:
-                    running = [n for n in self.result.nodes.values() if n.state == "running"]
-                    stuck = running[0] if running else None
-                    self._fail(Failure(
-                        f"scenario deadline of {limit_ms:g} ms exceeded"
-                        + (f" while node {stuck.id!r} was running" if stuck else ""),
-                        node=stuck.id if stuck else None,
-                        instance=stuck.instance if stuck else None,
-                        name=stuck.name if stuck else None))
+                    self._fail(self._stuck_failure(f"scenario deadline of {limit_ms:g} ms exceeded"))
                     deadline = False
                 t.join(0.05 if not deadline else max(0.0, min(0.5, end - time.monotonic())))
+
+    def _stuck_failure(self, why: str) -> Failure:
+        with self._lock:
+            running = [n for n in self.result.nodes.values() if n.state == "running"]
+        if not running:
+            return Failure(why)
+        stuck = running[0]
+        others = [n.id for n in running[1:]]
+        return Failure(f"{why} while node {stuck.id!r} was running"
+                       + (f" (also running: {', '.join(others)})" if others else ""),
+                       node=stuck.id, instance=stuck.instance, name=stuck.name)
 
     def _abort_all(self) -> None:
         self._abort.set()
@@ -360,6 +365,8 @@ class ScenarioRun:
         for key in (f"dn:{target}", target):
             if key in self._uris:
                 return self._uris[key]
+        if target in self.peers:
+            return self.peers[target]
         if "@" in target:
             return f"sip:{target}"
         raise StepFailed(f"bad target {target!r}: not a sip: URI and no instance has this dn",
@@ -421,6 +428,75 @@ class ScenarioRun:
         self._wait_call(step, handle, {"disconnected"}, "the call to end")
         return f"call {step.call_id!r} released"
 
+    def _do_Hold(self, step: Step, data: schema.Hold) -> str:
+        handle = self._handle(step)
+        self._request(step, "hold", timeout=self._timeout(step), call=handle)
+        return f"call {step.call_id!r} put on hold"
+
+    def _do_Retrieve(self, step: Step, data: schema.Retrieve) -> str:
+        handle = self._handle(step)
+        self._request(step, "retrieve", timeout=self._timeout(step), call=handle)
+        return f"call {step.call_id!r} retrieved"
+
+    def _do_BlindTransfer(self, step: Step, data: schema.BlindTransfer) -> str:
+        handle = self._handle(step)
+        if data.target_uri:
+            target = self._target(step, data.target_uri)
+        elif data.target_host:
+            target = f"sip:{data.target_user}@{data.target_host}"
+        else:
+            target = self._target(step, data.target_user or "")
+        self._request(step, "transfer", timeout=self._timeout(step), call=handle, target=target)
+        return f"call {step.call_id!r} transferred to {target} (REFER accepted)"
+
+    def _do_MuteTransfer(self, step: Step, data: schema.MuteTransfer) -> str:
+        primary = self._handle(step, data.primary_call_id)
+        consult = self._handle(step, data.consult_call_id)
+        self._request(step, "transfer_attended", timeout=self._timeout(step), call=primary,
+                      dest_call=consult)
+        ev = self._box(step).take(
+            lambda e: e.call == primary and e.type == "notify" and bool(e.raw.get("final")),
+            self._timeout(step))
+        if ev is None:
+            raise StepFailed(f"no final NOTIFY within {self._timeout(step) * 1000:g} ms",
+                             expected="final NOTIFY 2xx", actual=f"last events: {self._recent(step)}")
+        code = int(ev.raw.get("code") or 0)
+        if code >= 300:
+            raise StepFailed(f"transfer failed: NOTIFY {code} {ev.raw.get('reason', '')}".strip(),
+                             expected="final NOTIFY 2xx", actual=f"NOTIFY {code}")
+        for handle in (primary, consult):
+            if self._box(step).is_live(handle):
+                self._request(step, "hangup", call=handle)
+                self._wait_call(step, handle, {"disconnected"}, "the transferred leg to end")
+        return (f"calls {data.primary_call_id!r} and {data.consult_call_id!r} joined "
+                f"(NOTIFY {code}); both legs released")
+
+    def _do_SendDTMF(self, step: Step, data: schema.SendDTMF) -> str:
+        handle = self._handle(step)
+        budget = len(data.digits) * (data.interval_ms + 300) / 1000.0 + self.settings.request_timeout_s
+        self._request(step, "dtmf", timeout=budget, call=handle, digits=data.digits,
+                      method=data.method, interval_ms=int(data.interval_ms))
+        return f"sent DTMF {data.digits!r} by {data.method}"
+
+    def _do_PlayAudio(self, step: Step, data: schema.PlayAudio) -> str:
+        handle = self._handle(step)
+        path = (scenario_dir(self.graph) / data.file_path).resolve()
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise StepFailed(f"cannot play {path}: {exc.strerror or exc}",
+                             expected="a readable WAV file", actual=str(path)) from None
+        reply = self._request(step, "play", call=handle, path=str(path))
+        play = reply.get("play")
+        ev = self._box(step).take(lambda e: e.type == "play_done" and e.call == handle
+                                  and e.raw.get("play", play) == play, self._timeout(step))
+        if ev is None:
+            raise StepFailed(f"{path.name} did not finish playing within "
+                             f"{self._timeout(step) * 1000:g} ms", expected="end of file",
+                             actual=f"last events: {self._recent(step)}")
+        return f"played {path.name}"
+
     # events
 
     def _do_TIMEOUT(self, step: Step, data: schema.Timeout) -> str:
@@ -457,10 +533,61 @@ class ScenarioRun:
         ev = self._wait_event(step, "disconnected", "DISCONNECTED")
         return f"disconnected ({ev.raw.get('code')} {ev.raw.get('reason', '')})".strip()
 
+    def _do_DTMFReceived(self, step: Step, data: schema.DTMFReceived) -> str:
+        expected = data.expected
+        count = len(expected) if expected else 1
+        deadline = time.monotonic() + self._timeout(step)
+        got = ""
+        for i in range(count):
+            ev = self._box(step).take(lambda e: e.key == step.call_id and e.type == "dtmf",
+                                      max(0.0, deadline - time.monotonic()))
+            if ev is None:
+                raise StepFailed(f"no DTMF on callId {step.call_id!r} within "
+                                 f"{self._timeout(step) * 1000:g} ms" + (f" after {got!r}" if got else ""),
+                                 expected=expected or "a DTMF digit", actual=got or "no digit")
+            got += str(ev.raw.get("digit", "?"))
+            if expected and got[i] != expected[i]:
+                raise StepFailed(f"wrong DTMF digit {got[i]!r} at position {i + 1}",
+                                 expected=expected, actual=got)
+        return f"received DTMF {got!r}"
+
+    def _do_HELD(self, step: Step, data: schema.Held) -> str:
+        self._wait_event(step, "held", "HELD")
+        return f"call {step.call_id!r} held by the peer"
+
+    def _do_RETRIEVED(self, step: Step, data: schema.Retrieved) -> str:
+        self._wait_event(step, "retrieved", "RETRIEVED")
+        return f"call {step.call_id!r} retrieved by the peer"
+
+    def _do_TRANSFERRED(self, step: Step, data: schema.Transferred) -> str:
+        ev = self._wait_event(step, "transferred", "TRANSFERRED")
+        return f"transferred to {ev.raw.get('target', '?')}; following the REFER"
+
+    def _do_NOTIFY(self, step: Step, data: schema.Notify) -> str:
+        want = data.status_code
+        deadline = time.monotonic() + self._timeout(step)
+        seen: list[str] = []
+        while True:
+            ev = self._box(step).take(lambda e: e.key == step.call_id and e.type == "notify",
+                                      max(0.0, deadline - time.monotonic()))
+            if ev is None:
+                raise StepFailed(f"no NOTIFY{f' {want}' if want else ''} on callId "
+                                 f"{step.call_id!r} within {self._timeout(step) * 1000:g} ms",
+                                 expected=f"NOTIFY {want}" if want else "NOTIFY",
+                                 actual=", ".join(seen) or "no NOTIFY")
+            code = int(ev.raw.get("code") or 0)
+            seen.append(f"NOTIFY {code}")
+            if want is None or code == want:
+                return f"NOTIFY {code}"
+            if ev.raw.get("final"):
+                raise StepFailed(f"transfer ended with NOTIFY {code}", expected=f"NOTIFY {want}",
+                                 actual=", ".join(seen))
+
 
 def run_scenario(graph: Graph, agents: AgentProvider, settings: EngineSettings | None = None,
-                 listener: Listener | None = None) -> ScenarioResult:
-    return ScenarioRun(graph, agents, settings, listener).run()
+                 listener: Listener | None = None, peers: dict[str, str] | None = None,
+                 ) -> ScenarioResult:
+    return ScenarioRun(graph, agents, settings, listener, peers).run()
 
 
 def scenario_dir(graph: Graph) -> Path:
