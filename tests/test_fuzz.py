@@ -1,0 +1,140 @@
+"""Property-based: random and mutated graphs never crash the loader or the engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any, Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import basic_call
+from pytest_sipflow import graph, schema
+from pytest_sipflow.engine.runner import EngineSettings, run_scenario
+from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
+from pytest_sipflow.pool import AgentPool
+from pytest_sipflow.ports import PortPlan
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12)
+
+KEYS = ["id", "type", "data", "command", "event", "sipInstanceId", "callId", "timeout",
+        "targetUri", "number", "digits", "statusCode", "source", "target", "sourceHandle",
+        "expectedDigit", "primaryCallId", "consultCallId", "filePath", "dn"]
+NAMES = list(schema.COMMANDS) + list(schema.EVENTS) + ["sipInstance", "command", "event", "x"]
+IDS = ["a", "b", "call", "talk", "bye", "in", "answer", "gone", "zzz"]
+
+
+@st.composite
+def mutated_docs(draw: st.DrawFn) -> dict[str, Any]:
+    doc = json.loads(basic_call())
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["set", "drop", "edge", "node", "rename"]))
+        node = draw(st.sampled_from(doc["nodes"])) if doc["nodes"] else None
+        if kind == "set" and node is not None:
+            target = node["data"] if draw(st.booleans()) and isinstance(node.get("data"), dict) else node
+            target[draw(st.sampled_from(KEYS))] = draw(json_values | st.sampled_from(NAMES + IDS))
+        elif kind == "drop" and node is not None and node:
+            node.pop(draw(st.sampled_from(sorted(node))), None)
+        elif kind == "edge":
+            doc["edges"].append({"source": draw(st.sampled_from(IDS)), "target": draw(st.sampled_from(IDS)),
+                                 "sourceHandle": draw(st.sampled_from(["success", "failure", None]))})
+        elif kind == "node":
+            doc["nodes"].append({"id": draw(st.sampled_from(IDS)), "type": draw(st.sampled_from(NAMES)),
+                                 "data": {"command": draw(st.sampled_from(NAMES)),
+                                          "event": draw(st.sampled_from(NAMES)),
+                                          "sipInstanceId": draw(st.sampled_from(IDS)),
+                                          "callId": draw(st.sampled_from(["c", "x"])),
+                                          "timeout": draw(st.integers(0, 150))}})
+        elif kind == "rename" and node is not None:
+            node["id"] = draw(st.sampled_from(IDS))
+    return doc
+
+
+STEP_DATA: list[tuple[str, str, dict[str, Any]]] = [
+    ("command", "MakeCall", {"targetUri": "200"}), ("command", "MakeCall", {"targetUri": "100"}),
+    ("command", "MakeCall", {"targetUri": "999"}), ("command", "Answer", {}),
+    ("command", "Response", {"statusCode": 486}), ("command", "Response", {"statusCode": 180}),
+    ("command", "Release", {}), ("command", "Hold", {}), ("command", "Retrieve", {}),
+    ("command", "SendDTMF", {"digits": "1#", "intervalMs": 20}),
+    ("command", "BlindTransfer", {"targetUri": "300"}),
+    ("event", "INCOMING", {}), ("event", "RINGING", {}), ("event", "DISCONNECTED", {}),
+    ("event", "TIMEOUT", {}), ("event", "HELD", {}), ("event", "DTMFReceived", {"expectedDigit": "1"}),
+    ("event", "TRANSFERRED", {}),
+]
+
+
+@st.composite
+def valid_docs(draw: st.DrawFn) -> dict[str, Any]:
+    """Graphs that load, with random operations in random order on random calls."""
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    for ua, dn in (("a", "100"), ("b", "200"), ("c", "300"))[: draw(st.integers(2, 3))]:
+        nodes.append({"id": ua, "type": "sipInstance", "data": {"dn": dn}})
+        previous = ua
+        for i in range(draw(st.integers(1, 4))):
+            kind, name, data = draw(st.sampled_from(STEP_DATA))
+            node_id = f"{ua}{i}"
+            body = {"command" if kind == "command" else "event": name, "sipInstanceId": ua,
+                    "callId": draw(st.sampled_from(["c", "d"])), "timeout": draw(st.integers(0, 200)),
+                    **data}
+            nodes.append({"id": node_id, "type": kind, "data": body})
+            handle = "failure" if previous != ua and draw(st.booleans()) else "success"
+            edges.append({"source": previous, "target": node_id, "sourceHandle": handle})
+            previous = node_id
+    return {"nodes": nodes, "edges": edges}
+
+
+def load_quietly(value: Any) -> graph.Graph | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SipflowWarning)
+        try:
+            return graph.from_value(value, "fuzz.sipflow.json")
+        except ScenarioFormatError as exc:
+            assert str(exc).startswith("fuzz.sipflow.json: invalid sipflow scenario")
+            return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values | mutated_docs())
+def test_loader_only_raises_its_own_errors(value: Any) -> None:
+    load_quietly(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200) | st.binary(max_size=100).map(lambda b: b.decode("latin-1")))
+def test_text_parser_only_raises_its_own_errors(text: str) -> None:
+    try:
+        value = schema.parse_text(text, "fuzz.sipflow.json")
+    except ScenarioFormatError:
+        return
+    load_quietly(value)
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[AgentPool]:
+    p = AgentPool(PortPlan(sip_base=13000 + (os.getpid() % 20) * 40, sip_range=40, rtp_base=54000),
+                  name="fuzz")
+    yield p
+    p.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.filter_too_much])
+@given(valid_docs() | mutated_docs())
+def test_engine_survives_random_graphs(pool: AgentPool, doc: dict[str, Any]) -> None:
+    g = load_quietly(doc)
+    if g is None:
+        return
+    result = run_scenario(g, pool, EngineSettings(event_timeout_ms=150, scenario_timeout_ms=3000))
+    assert result.state in ("completed", "failed")
+    assert all(n.state in ("completed", "failed", "cancelled", "skipped") for n in result.nodes.values())
+    if result.state == "failed":
+        assert result.failure is not None and result.failure.reason
+        assert not result.failure.reason.startswith("internal error"), result.failure
