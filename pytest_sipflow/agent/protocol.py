@@ -1,0 +1,97 @@
+"""JSON-lines framing shared by the agent client (pytest side) and server (child).
+
+One JSON object per ``\\n``-terminated UTF-8 line, in both directions, over an
+AF_UNIX stream socket. Kept dependency-free so both sides can import it: the
+client must never pull in pjsua2, the server must never pull in pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from typing import Any
+
+#: A single line larger than this is a protocol error (a SIP trace line is a few KiB).
+MAX_LINE = 8 * 1024 * 1024
+
+#: Ops understood by the agent (see docs/agent-protocol.md).
+OPS = frozenset(
+    {
+        "start",
+        "configure",
+        "make_call",
+        "answer",
+        "respond",
+        "hangup",
+        "hold",
+        "retrieve",
+        "transfer",
+        "transfer_attended",
+        "dtmf",
+        "play",
+        "reset",
+        "shutdown",
+        "ping",
+        "debug_abort",
+    }
+)
+
+
+class ProtocolError(Exception):
+    """A line that is not a JSON object, or is too long."""
+
+
+def encode(msg: dict[str, Any]) -> bytes:
+    """One message → one line. ``default=str`` so a stray non-JSON value never kills a sender."""
+    return (json.dumps(msg, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode(
+        "utf-8"
+    )
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"bad line {line[:200]!r}: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"line is not a JSON object: {line[:200]!r}")
+    return obj
+
+
+class LineReader:
+    """Buffered reader of JSON lines from a stream socket (one reader thread only)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray()
+
+    def read(self) -> dict[str, Any] | None:
+        """Next message, or None at EOF (peer closed). Raises OSError/ProtocolError."""
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self._buf[:nl])
+                del self._buf[: nl + 1]
+                if not line.strip():
+                    continue
+                return decode(line)
+            if len(self._buf) > MAX_LINE:
+                raise ProtocolError(f"line longer than {MAX_LINE} bytes")
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                return None
+            self._buf += chunk
+
+
+class LineWriter:
+    """Locked writer: several threads (requests, callbacks) may send at once."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        data = encode(msg)
+        with self._lock:
+            self._sock.sendall(data)
