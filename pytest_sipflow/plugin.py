@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import fixtures, hooks
-from .collect import SipflowFile, is_scenario, only_refused_files_failed, session_key
+from .collect import SipflowFile, SipflowItem, is_scenario, only_refused_files_failed, session_key
 from .options import add_options, report_header, settings_from_config
 from .session import SipflowSession
 
@@ -47,3 +47,10 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     # A broken scenario file is a collection error, but the other files still run.
     if only_refused_files_failed(session):
         session.config.option.continue_on_collection_errors = True
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Warm the pool while pytest prints its header: the first scenario then starts at once.
+    sizes = [len(item.graph.instances) for item in session.items if isinstance(item, SipflowItem)]
+    if sizes and not session.config.option.collectonly:
+        session.config.stash[session_key].pool.prestart(max(sizes))

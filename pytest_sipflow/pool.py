@@ -29,8 +29,35 @@ class AgentPool:
         self._cursor = plan.sip_first
         self._serial = 0
         self.started = 0  # agents ever started (for reports and benchmarks)
+        self._warming: threading.Thread | None = None
+
+    def prestart(self, count: int) -> None:
+        """Start ``count`` idle agents in the background, so the first scenario finds them ready."""
+        missing = count - self.live_agents
+        if missing <= 0 or self._warming is not None:
+            return
+
+        def warm() -> None:
+            try:
+                for agent in self._acquire(missing):
+                    self.release(agent, True)
+            except (AgentError, AgentUnavailable, TimeoutError):
+                pass  # warming is best effort: the next acquire starts agents and reports why not
+
+        self._warming = threading.Thread(target=warm, name="sipflow-prestart", daemon=True)
+        self._warming.start()
+
+    def _wait_warm(self) -> None:
+        thread = self._warming
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            self._warming = None
 
     def acquire(self, count: int) -> Sequence[Agent]:
+        self._wait_warm()
+        return self._acquire(count)
+
+    def _acquire(self, count: int) -> list[Agent]:
         with self._lock:
             reuse = [a for a in self._idle if a.alive][:count]
             for agent in reuse:
@@ -60,6 +87,7 @@ class AgentPool:
 
     def close(self) -> None:
         """Shut every agent down and reap it; the pool can be used again afterwards."""
+        self._wait_warm()
         with self._lock:
             agents = self._idle + list(self._busy)
             self._idle.clear()
