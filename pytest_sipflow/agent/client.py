@@ -65,6 +65,23 @@ class _Pending:
         self.error: BaseException | None = None
 
 
+class Reply:
+    """A sent request whose reply may still be on its way."""
+
+    def __init__(self, agent: "Agent", op: str, req_id: int, pending: _Pending) -> None:
+        self._agent, self._op, self._id, self._pending = agent, op, req_id, pending
+
+    def wait(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The result; raises AgentError, AgentCrashed or TimeoutError like ``request``."""
+        agent, pending = self._agent, self._pending
+        if not pending.done.wait(timeout):
+            with agent._lock:
+                agent._pending.pop(self._id, None)
+            if not pending.done.is_set():  # else: raced with the reply
+                raise TimeoutError(f"agent {agent.name}: no reply to {self._op!r} within {timeout}s")
+        return agent._result(self._op, pending)
+
+
 class Agent:
     """Handle on one agent process (one SIP user agent)."""
 
@@ -145,6 +162,10 @@ class Agent:
         Must not be called from the event sink: the sink runs on the reader thread,
         which is the one that would deliver the reply.
         """
+        return self.send(op, **args).wait(timeout)
+
+    def send(self, op: str, **args: Any) -> "Reply":
+        """Send a request without waiting, so several agents can work at once."""
         if threading.current_thread() is self._reader_thread:
             raise RuntimeError("Agent.request() called from the event sink (reader thread)")
         pending = _Pending()
@@ -163,13 +184,7 @@ class Agent:
             with self._lock:
                 self._pending.pop(req_id, None)
             raise self._crash_error(f"agent {self.name}: channel broken while sending {op!r}")
-        if not pending.done.wait(timeout):
-            with self._lock:
-                self._pending.pop(req_id, None)
-            if pending.done.is_set():  # raced with the reply
-                return self._result(op, pending)
-            raise TimeoutError(f"agent {self.name}: no reply to {op!r} within {timeout}s")
-        return self._result(op, pending)
+        return Reply(self, op, req_id, pending)
 
     def set_event_sink(self, sink: EventSink | None) -> None:
         """Events are delivered in order on the reader thread; ``None`` drops them."""

@@ -313,6 +313,8 @@ class AgentServer:
         self.socket_releases: collections.deque[float] = collections.deque()
         #: call handle → requests waiting for that call's re-INVITE / REFER outcome
         self.pending_ops: dict[str, list[PendingOp]] = {}
+        #: see wake(); a plain UDP socket, never touched by pjsua2
+        self.waker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -431,6 +433,19 @@ class AgentServer:
             pass
         hard_exit(0)
 
+    def wake(self) -> None:
+        """Cut the main loop's poll short so a request runs at once, not after POLL_MS.
+
+        A datagram shorter than pjsip's minimum SIP packet size is read and dropped by
+        the UDP transport without a log line, but it ends ``libHandleEvents``' wait.
+        """
+        port = self.sip_port
+        if port is not None:
+            try:
+                self.waker.sendto(b"\0", (LOOPBACK, port))
+            except OSError:
+                pass
+
     def reader_loop(self) -> None:
         """Reader thread: socket lines → request queue. Never touches pjsua2."""
         reader = LineReader(self.sock)
@@ -440,6 +455,7 @@ class AgentServer:
                 if msg is None:
                     break
                 self.requests.put(msg)
+                self.wake()
         except (OSError, ProtocolError) as exc:
             log(f"channel read failed: {exc}")
         self.requests.put(None)
