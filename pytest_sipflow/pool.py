@@ -15,6 +15,7 @@ from .errors import AgentUnavailable
 from .ports import RTP_PORTS_PER_AGENT, PortPlan
 
 START_TIMEOUT_S = 15.0
+MAX_SPARES = 8
 
 
 class AgentPool:
@@ -23,6 +24,7 @@ class AgentPool:
         self.name = name  # prefix of agent names, so threads show whose agent they serve
         self.python = python
         self._lock = threading.Lock()
+        self._released = threading.Condition(self._lock)  # an agent became idle
         self._idle: list[Agent] = []
         self._busy: set[Agent] = set()
         self._used_ports: set[int] = set()
@@ -32,29 +34,43 @@ class AgentPool:
         self._warming: threading.Thread | None = None
 
     def prestart(self, count: int) -> None:
-        """Start ``count`` idle agents in the background, so the first scenario finds them ready."""
-        missing = count - self.live_agents
-        if missing <= 0 or self._warming is not None:
+        """Start agents in the background, so the first scenario finds them ready.
+
+        Starts up to ``count`` spares besides: idle agents are handed out oldest first, so
+        a fast suite rotates over them and no agent meets pjsip's socket table limit (a
+        call's sockets are freed only 500 ms after it ends).
+        """
+        if self._warming is not None:
             return
+        first = max(0, count - self.live_agents)
+        spares = max(0, count + min(count, MAX_SPARES) - self.live_agents - first)
 
         def warm() -> None:
             try:
-                for agent in self._acquire(missing):
-                    self.release(agent, True)
+                for batch in (first, spares):  # the agents a scenario needs come back first
+                    for agent in self._start_fresh(batch):
+                        self.release(agent, True)
             except (AgentError, AgentUnavailable, TimeoutError):
                 pass  # warming is best effort: the next acquire starts agents and reports why not
 
         self._warming = threading.Thread(target=warm, name="sipflow-prestart", daemon=True)
         self._warming.start()
 
-    def _wait_warm(self) -> None:
+    def _wait_warm(self, count: int | None = None) -> None:
+        """Wait for warming to finish, or only until ``count`` idle agents are ready."""
         thread = self._warming
-        if thread is not None and thread is not threading.current_thread():
+        if thread is None or thread is threading.current_thread():
+            return
+        with self._released:
+            while count is not None and len(self._idle) < count and thread.is_alive():
+                self._released.wait(0.05)
+        if count is None or len(self._idle) < count:
             thread.join()
+        if not thread.is_alive():
             self._warming = None
 
     def acquire(self, count: int) -> Sequence[Agent]:
-        self._wait_warm()
+        self._wait_warm(count)
         return self._acquire(count)
 
     def _acquire(self, count: int) -> list[Agent]:
@@ -63,25 +79,33 @@ class AgentPool:
             for agent in reuse:
                 self._idle.remove(agent)
             self._busy.update(reuse)
+        try:
+            fresh = self._start_fresh(count - len(reuse))
+        except BaseException:
+            for agent in reuse:
+                self.release(agent, True)
+            raise
+        return reuse + fresh
+
+    def _start_fresh(self, count: int) -> list[Agent]:
         fresh: list[Agent] = []
         try:
-            fresh = [self._spawn() for _ in range(count - len(reuse))]
+            fresh = [self._spawn() for _ in range(count)]
             for agent in fresh:
                 agent.wait_ready(START_TIMEOUT_S)
                 self._start(agent)
         except BaseException:
             for agent in fresh:
                 self._discard(agent)
-            for agent in reuse:
-                self.release(agent, True)
             raise
-        return reuse + fresh
+        return fresh
 
     def release(self, agent: Agent, healthy: bool) -> None:
         with self._lock:
             self._busy.discard(agent)
             if healthy and agent.alive:
                 self._idle.append(agent)
+                self._released.notify_all()
                 return
         self._discard(agent)
 

@@ -30,6 +30,7 @@ class AgentLike(Protocol):
     @property
     def alive(self) -> bool: ...
     def request(self, op: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]: ...
+    def send(self, op: str, **args: Any) -> Any: ...
     def set_event_sink(self, sink: Callable[[dict[str, Any]], None] | None) -> None: ...
     def stderr_tail(self, n: int = 20) -> list[str]: ...
 
@@ -120,35 +121,45 @@ class ScenarioRun:
             box = Mailbox(inst.id, self._abort)
             self._mailboxes[inst.id] = box
             agent.set_event_sink(self._sink(inst.id, box))
+        configures = {}
+        for inst in instances:  # every agent configures at once
+            agent, data = self._agents[inst.id], inst.data
+            try:
+                configures[inst.id] = agent.send(
+                    "configure", dn=data.dn or inst.id, display=data.label or inst.id,
+                    codecs=list(data.codecs), auto_ringing=data.auto_ringing)
+            except AgentError as exc:
+                raise StepFailed(f"the agent of instance {inst.id!r} is gone: {exc}") from exc
         for inst in instances:
             agent = self._agents[inst.id]
-            data = inst.data
-            dn = data.dn or inst.id
             try:
-                agent.request("configure", timeout=self.settings.request_timeout_s, dn=dn,
-                              display=data.label or inst.id, codecs=list(data.codecs),
-                              auto_ringing=data.auto_ringing)
+                configures[inst.id].wait(self.settings.request_timeout_s)
             except (AgentError, TimeoutError) as exc:
                 raise StepFailed(f"could not configure the agent of instance {inst.id!r}: {exc}",
                                  detail=agent.stderr_tail()) from exc
+            dn = inst.data.dn or inst.id
             uri = f"sip:{dn}@{LOOPBACK}:{agent.sip_port}"
             self._uris[inst.id] = uri
-            if data.dn:
-                self._uris.setdefault(f"dn:{data.dn}", uri)
+            if inst.data.dn:
+                self._uris.setdefault(f"dn:{inst.data.dn}", uri)
             self._log(None, inst.id, f"agent {agent.name} (pid {agent.pid}) ready as {uri}")
 
     def _finish(self) -> None:
         for agent in self._agents.values():
             agent.set_event_sink(None)
-        healthy: dict[str, bool] = {}
-        for inst_id, agent in self._agents.items():
-            ok = agent.alive
-            if ok:
-                try:
-                    agent.request("reset", timeout=self.settings.request_timeout_s)
-                except (AgentError, TimeoutError):
-                    ok = False
-            healthy[inst_id] = ok
+        healthy = dict.fromkeys(self._agents, False)
+        resets = {}
+        for inst_id, agent in self._agents.items():  # all agents reset at once
+            try:
+                resets[inst_id] = agent.send("reset")
+            except AgentError:
+                pass
+        for inst_id, reply in resets.items():
+            try:
+                reply.wait(self.settings.request_timeout_s)
+                healthy[inst_id] = True
+            except (AgentError, TimeoutError):
+                pass
         for inst_id, agent in self._agents.items():
             self.provider.release(agent, healthy[inst_id])
         self._agents.clear()
@@ -442,9 +453,10 @@ class ScenarioRun:
         handle = self._handle(step)
         if data.target_uri:
             target = self._target(step, data.target_uri)
-        elif data.target_host:
+        elif data.target_host and (self.graph.instances[step.instance].data.pbx_host
+                                   or f"dn:{data.target_user}" not in self._uris):
             target = f"sip:{data.target_user}@{data.target_host}"
-        else:
+        else:  # local mode: the editor's targetUser + PBX targetHost is a dn of this scenario
             target = self._target(step, data.target_user or "")
         self._request(step, "transfer", timeout=self._timeout(step), call=handle, target=target)
         return f"call {step.call_id!r} transferred to {target} (REFER accepted)"
@@ -576,9 +588,12 @@ class ScenarioRun:
                                  expected=f"NOTIFY {want}" if want else "NOTIFY",
                                  actual=", ".join(seen) or "no NOTIFY")
             code = int(ev.raw.get("code") or 0)
+            reason = str(ev.raw.get("reason") or "")
+            if code == 100 and reason == "Accepted" and not ev.raw.get("final"):
+                continue  # pjsua's report of the REFER's own 2xx: no NOTIFY has arrived yet
             seen.append(f"NOTIFY {code}")
             if want is None or code == want:
-                return f"NOTIFY {code}"
+                return f"NOTIFY {code} {reason}".strip()
             if ev.raw.get("final"):
                 raise StepFailed(f"transfer ended with NOTIFY {code}", expected=f"NOTIFY {want}",
                                  actual=", ".join(seen))
