@@ -1,0 +1,179 @@
+"""Benchmarks of pytest-sipflow, printed as one table (see docs/benchmarks.md).
+
+    .venv/bin/python benchmarks/run.py [--n 40] [--write docs/benchmarks.md]
+
+Measured side by side in one run, all on 127.0.0.1:
+1. a basic-call suite of N scenario files under pytest, one worker (-n 0): per scenario;
+2. the same call flow as one SIPp process per scenario (`sipp -sn uac` against one
+   `sipp -sn uas`), needs Debian's sip-tester;
+3. the suite with -n 2 against -n 0;
+4. the 50-instance scenario (25 simultaneous calls), warm pool and cold.
+Targets (issue 5): <= 20 ms per scenario, >= 5x faster than SIPp, -n 2 <= 0.65 x -n 0,
+50 instances <= 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pytest_sipflow import graph  # noqa: E402
+from pytest_sipflow.engine.runner import run_scenario  # noqa: E402
+from pytest_sipflow.pool import AgentPool  # noqa: E402
+from pytest_sipflow.ports import PortPlan  # noqa: E402
+
+SIPP_UAS_PORT = 15900
+SIPP_UAC_PORT = 15902
+
+
+def basic_call(i: int) -> str:
+    """A calls B by dn, B answers, A hangs up at once, B sees the BYE: SIPp's uac flow."""
+    def node(node_id: str, kind: str, **data: object) -> dict[str, object]:
+        return {"id": node_id, "type": kind, "data": data}
+    nodes = [node("a", "sipInstance", dn="100"), node("b", "sipInstance", dn="200"),
+             node("call", "command", command="MakeCall", sipInstanceId="a", callId="c", targetUri="200"),
+             node("bye", "command", command="Release", sipInstanceId="a", callId="c"),
+             node("in", "event", event="INCOMING", sipInstanceId="b", callId="c"),
+             node("ans", "command", command="Answer", sipInstanceId="b", callId="c"),
+             node("gone", "event", event="DISCONNECTED", sipInstanceId="b", callId="c")]
+    edges = [{"source": s, "target": t} for s, t in
+             (("a", "call"), ("call", "bye"), ("b", "in"), ("in", "ans"), ("ans", "gone"))]
+    return json.dumps({"name": f"basic call {i}", "nodes": nodes, "edges": edges})
+
+
+def pytest_suite(folder: Path, workers: int) -> tuple[float, float]:
+    """(wall seconds of the whole pytest run, mean seconds per test from junit)."""
+    junit = folder / f"junit-{workers}.xml"
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder),
+           f"--junitxml={junit}", "-o", "junit_family=xunit2", "--rootdir", str(folder),
+           "-c", os.devnull, "--sipflow-port-base", "17000", "--sipflow-rtp-port-base", "30000"]
+    if workers:
+        cmd += ["-n", str(workers)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"pytest run failed:\n{proc.stdout}\n{proc.stderr}")
+    times = [float(tc.get("time", 0)) for tc in ET.parse(junit).iter("testcase")]
+    return wall, statistics.mean(times)
+
+
+def sipp_suite(n: int) -> float | None:
+    """Mean wall seconds of one `sipp -sn uac -m 1` process, against one long-lived uas."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        return None
+    uas = subprocess.Popen([sipp, "-sn", "uas", "-i", "127.0.0.1", "-mi", "127.0.0.1",
+                            "-p", str(SIPP_UAS_PORT), "-mp", "16000", "-nostdin", "-bg"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uas.wait(timeout=10)  # -bg: the parent prints the daemon's pid and exits
+    time.sleep(0.3)
+    try:
+        runs = []
+        for _ in range(n):
+            start = time.perf_counter()
+            proc = subprocess.run([sipp, "-sn", "uac", f"127.0.0.1:{SIPP_UAS_PORT}", "-i", "127.0.0.1",
+                                   "-mi", "127.0.0.1", "-p", str(SIPP_UAC_PORT), "-mp", "16100",
+                                   "-m", "1", "-nostdin", "-timeout", "10s", "-timeout_error"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            runs.append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                raise SystemExit(f"sipp uac failed with exit code {proc.returncode}")
+        return statistics.mean(runs)
+    finally:
+        _stop_sipp_uas()
+
+
+def _stop_sipp_uas() -> None:
+    """End the background uas we started (found by its unique port argument)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if args and args[0].endswith(b"sipp") and str(SIPP_UAS_PORT).encode() in args:
+                os.kill(int(entry.name), 15)
+
+
+def fifty_instances() -> tuple[float, float]:
+    """(cold seconds: agents started inside; warm seconds: agents already in the pool)."""
+    g = graph.load(REPO / "scenarios" / "scale" / "fifty-instances.sipflow.json")
+    pool = AgentPool(PortPlan(sip_base=18000, sip_range=200, rtp_base=40000), name="bench")
+    try:
+        start = time.perf_counter()
+        cold = run_scenario(g, pool)
+        cold_s = time.perf_counter() - start
+        start = time.perf_counter()
+        warm = run_scenario(g, pool)
+        warm_s = time.perf_counter() - start
+        if not (cold.passed and warm.passed):
+            raise SystemExit(f"50-instance scenario failed: {cold.failure or warm.failure}")
+        return cold_s, warm_s
+    finally:
+        pool.close()
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=40, help="scenarios in the basic-call suite")
+    parser.add_argument("--write", type=Path, help="also write the table to this markdown file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sipflow-bench-") as tmp:
+        folder = Path(tmp)
+        for i in range(args.n):
+            (folder / f"call{i:03d}.sipflow.json").write_text(basic_call(i))
+        wall0, per_test0 = pytest_suite(folder, 0)
+        wall2, _ = pytest_suite(folder, 2)
+    sipp = sipp_suite(args.n)
+    cold, warm = fifty_instances()
+    n = args.n
+    rows = [
+        ("basic call, sipflow, per scenario (test time, -n 0)", f"{per_test0 * 1000:.1f} ms", "<= 20 ms"),
+        ("basic call, sipflow, per scenario (whole run incl. pytest start / N)", f"{wall0 / n * 1000:.1f} ms", ""),
+        ("basic call, one SIPp uac process per scenario", f"{sipp * 1000:.1f} ms" if sipp else "sipp not installed", ""),
+        ("speed-up over SIPp (test time)", f"{sipp / per_test0:.1f}x" if sipp else "-", ">= 5x"),
+        (f"suite of {n}, wall time -n 0", f"{wall0:.2f} s", ""),
+        (f"suite of {n}, wall time -n 2", f"{wall2:.2f} s", ""),
+        ("-n 2 / -n 0", f"{wall2 / wall0:.2f}", "<= 0.65"),
+        ("50-instance scenario, warm pool", f"{warm:.2f} s", "<= 5 s"),
+        ("50-instance scenario, cold (50 agent starts included)", f"{cold:.2f} s", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    lines = [f"| {'measure'.ljust(width)} | value | target |", f"|{'-' * (width + 2)}|---|---|"]
+    lines += [f"| {name.ljust(width)} | {value} | {target} |" for name, value, target in rows]
+    stamp = f"Taken {datetime.date.today().isoformat()} on {machine()}."
+    table = "\n".join(lines)
+    print(stamp)
+    print(table)
+    if args.write:
+        args.write.write_text(f"# Benchmarks\n\nRun with `.venv/bin/python benchmarks/run.py` "
+                              f"(N = {n}).\n\n{stamp}\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()
