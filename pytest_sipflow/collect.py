@@ -37,11 +37,10 @@ class SipflowFile(pytest.File):
             item.add_marker(marker)
         yield item
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> Any:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         if isinstance(excinfo.value, ScenarioFormatError) and not _full_trace(self.config):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
+        return super().repr_failure(excinfo)
 
 
 class SipflowItem(pytest.Item):

@@ -159,10 +159,10 @@ def build(doc: schema.Document, path: Path) -> Graph:
         unreachable = [s.id for s in steps.values() if not s.chain]
     if problems:
         raise ScenarioFormatError(str(path), problems)
-    for node_id in unreachable:
-        warnings.warn(SipflowWarning(
-            f"{path}: node {node_id!r} is reachable from no sipInstance and will be skipped"),
-            stacklevel=2)
+    for node_id in unreachable:  # attributed to the scenario file, not to this module
+        warnings.warn_explicit(
+            f"node {node_id!r} is reachable from no sipInstance and will be skipped",
+            SipflowWarning, filename=str(path), lineno=1)
 
     return Graph(path=path, name=doc.name or _stem(path), description=doc.description or "",
                  markers=list(doc.markers), timeout=doc.timeout, instances=instances,

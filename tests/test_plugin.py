@@ -227,3 +227,14 @@ def test_every_refusal_is_a_collection_error_and_the_good_file_runs(
             assert f"field {field!r}" in line, line
         assert words in line, line
     assert "Traceback" not in out
+
+
+def test_unreachable_node_is_a_warning_and_the_scenario_runs(
+        sipflow_pytester: pytest.Pytester) -> None:
+    doc = json.loads(basic_call())
+    doc["nodes"].append(event("orphan", "TIMEOUT", "a", timeout=1))
+    sipflow_pytester.makefile(".sipflow.json", orphan=json.dumps(doc))
+    result = sipflow_pytester.runpytest("-W", "always::pytest_sipflow.errors.SipflowWarning")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*orphan.sipflow.json:1: SipflowWarning: node 'orphan' is "
+                                 "reachable from no sipInstance and will be skipped"])
