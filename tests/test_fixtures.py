@@ -214,3 +214,21 @@ def test_a_test_that_raises_mid_call_leaves_nothing_behind(
     assert "1 failed, 1 passed" in proc.stdout, proc.stdout + proc.stderr
     assert "boom in the middle of a call" in proc.stdout
     assert not processes_with_token(token), "no agent process outlives the session"
+
+
+def test_play_a_wav(sip_instance, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import wave
+    path = tmp_path / "tone.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x10" * 1600)  # 200 ms
+    alice, bob = sip_instance("alice"), sip_instance("bob")
+    out = alice.call(bob)
+    bob.wait_incoming().answer()
+    out.wait_answered()
+    out.play(path)  # returns at the end of the file
+    assert any(e["event"] == "play_done" for e in alice.events)
+    with pytest.raises(AssertionError, match="cannot play .*missing.wav: no such file"):
+        out.play(tmp_path / "missing.wav")
