@@ -368,13 +368,13 @@ def parse_node_data(node: RawNode) -> tuple[NodeData | None, list[Problem]]:
         model: type[_Model] = SipInstanceData
     elif node.type == "command":
         name = node.data.get("command")
-        if name not in COMMANDS:
+        if not isinstance(name, str) or name not in COMMANDS:
             return None, [Problem(
                 f"unknown command {name!r}; allowed: {', '.join(COMMANDS)}", node.id, "command")]
         model = COMMANDS[name]
     elif node.type == "event":
         name = node.data.get("event")
-        if name not in EVENTS:
+        if not isinstance(name, str) or name not in EVENTS:
             return None, [Problem(
                 f"unknown event {name!r}; allowed: {', '.join(EVENTS)}", node.id, "event")]
         model = EVENTS[name]

@@ -163,3 +163,11 @@ def test_bundled_scenarios_load_without_warnings() -> None:
         warnings.simplefilter("error")
         for path in files:
             graph.load(path)
+
+
+def test_command_or_event_name_of_the_wrong_type_is_refused() -> None:
+    # found by hypothesis: a list as the event name used to raise TypeError
+    doc = json.loads(basic_call())
+    node(doc, "talk")["data"]["event"] = []
+    with pytest.raises(ScenarioFormatError, match=r"node 'talk', field 'event': unknown event \[\]"):
+        graph.from_value(doc, "x.sipflow.json")
