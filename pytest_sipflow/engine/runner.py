@@ -342,6 +342,19 @@ class ScenarioRun:
             raise StepFailed(f"the agent of instance {step.instance!r} did not answer "
                              f"{op!r} in time") from None
 
+    def _transaction(self, step: Step, op: str, **args: Any) -> dict[str, Any]:
+        """An op the agent answers when the peer has (re-INVITE, REFER): bounded by the node."""
+        agent, limit = self._agents[step.instance], self._timeout(step)
+        try:
+            return agent.send(op, timeout=limit, **args).wait(limit + self.settings.request_timeout_s)
+        except AgentCrashed:
+            raise
+        except AgentError as exc:
+            raise StepFailed(f"{step.name} failed: {exc}") from None
+        except TimeoutError:
+            raise StepFailed(f"the agent of instance {step.instance!r} did not answer "
+                             f"{op!r} in time") from None
+
     def _box(self, step: Step) -> Mailbox:
         return self._mailboxes[step.instance]
 
@@ -441,12 +454,12 @@ class ScenarioRun:
 
     def _do_Hold(self, step: Step, data: schema.Hold) -> str:
         handle = self._handle(step)
-        self._request(step, "hold", timeout=self._timeout(step), call=handle)
+        self._transaction(step, "hold", call=handle)
         return f"call {step.call_id!r} put on hold"
 
     def _do_Retrieve(self, step: Step, data: schema.Retrieve) -> str:
         handle = self._handle(step)
-        self._request(step, "retrieve", timeout=self._timeout(step), call=handle)
+        self._transaction(step, "retrieve", call=handle)
         return f"call {step.call_id!r} retrieved"
 
     def _do_BlindTransfer(self, step: Step, data: schema.BlindTransfer) -> str:
@@ -458,13 +471,13 @@ class ScenarioRun:
             target = f"sip:{data.target_user}@{data.target_host}"
         else:  # local mode: the editor's targetUser + PBX targetHost is a dn of this scenario
             target = self._target(step, data.target_user or "")
-        self._request(step, "transfer", timeout=self._timeout(step), call=handle, target=target)
+        self._transaction(step, "transfer", call=handle, target=target)
         return f"call {step.call_id!r} transferred to {target} (REFER accepted)"
 
     def _do_MuteTransfer(self, step: Step, data: schema.MuteTransfer) -> str:
         primary = self._handle(step, data.primary_call_id)
         consult = self._handle(step, data.consult_call_id)
-        self._request(step, "transfer_attended", timeout=self._timeout(step), call=primary,
+        self._transaction(step, "transfer_attended", call=primary,
                       dest_call=consult)
         ev = self._box(step).take(
             lambda e: e.call == primary and e.type == "notify" and bool(e.raw.get("final")),
