@@ -30,21 +30,38 @@ def hanging() -> str:
     return scenario(nodes, chain("bob", "forever"), name="hangs", timeout=120000)
 
 
-def test_xdist_two_workers_share_nothing_even_with_a_foreign_port_taken(
-        sipflow_pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", ["2", "4"])
+def test_xdist_workers_share_nothing_even_with_a_foreign_port_taken(
+        sipflow_pytester: pytest.Pytester, workers: str) -> None:
     for i in range(22):
         sipflow_pytester.makefile(".sipflow.json", **{f"call{i:02d}": basic_call()})
+    sipflow_pytester.makeconftest("""
+        import os, re
+        def pytest_sipflow_action_log(item, event):
+            m = re.search(r"ready as sip:\\d+@127.0.0.1:(\\d+)", event.message)
+            if m:
+                with open(f"ports-{os.environ['PYTEST_XDIST_WORKER']}.txt", "a") as f:
+                    f.write(m.group(1) + "\\n")
+    """)
     ini = (sipflow_pytester.path / "tox.ini").read_text()
     base = int(ini.split("sipflow_port_base = ")[1].split()[0])
     blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     blocker.bind(("127.0.0.1", base))  # gw0's first SIP port, held by "another program"
     try:
-        proc, token = run_pytest(sipflow_pytester.path, "-n", "2", "-q")
+        proc, token = run_pytest(sipflow_pytester.path, "-n", workers, "-q")
     finally:
         blocker.close()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "22 passed" in proc.stdout
     assert not processes_with_token(token)
+    used = {f.stem[len("ports-"):]: {int(p) for p in f.read_text().split()}
+            for f in sipflow_pytester.path.glob("ports-gw*.txt")}
+    assert len(used) == int(workers), used
+    for worker, ports in used.items():
+        index = int(worker[2:])
+        block = range(base + index * 40, base + (index + 1) * 40)
+        assert all(p in block for p in ports), (worker, ports, block)
+    assert base not in used.get("gw0", set()), "the foreign socket's port was skipped"
 
 
 def test_failure_report_survives_xdist(sipflow_pytester: pytest.Pytester) -> None:
