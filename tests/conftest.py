@@ -52,6 +52,17 @@ def basic_call(target: str = "200", **top: Any) -> str:
                     **top)
 
 
+def answered_call(last: str, talk_ms: int = 3000, wait_ms: int = 5000, **top: Any) -> str:
+    """A calls B, B answers; A then waits ``talk_ms`` while B waits for the end in node ``last``."""
+    nodes = [instance("a", "100"), instance("b", "200"),
+             command("call", "MakeCall", "a", callId="c", targetUri="200"),
+             event("talk", "TIMEOUT", "a", timeout=talk_ms),
+             event("in", "INCOMING", "b", callId="c"),
+             command("answer", "Answer", "b", callId="c"),
+             event(last, "DISCONNECTED", "b", callId="c", timeout=wait_ms)]
+    return scenario(nodes, chain("a", "call", "talk") + chain("b", "in", "answer", last), **top)
+
+
 def agent_pids() -> set[int]:
     """Agent processes of this machine started by this test run (found by their command line)."""
     pids = set()

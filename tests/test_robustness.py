@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import basic_call, chain, command, event, instance, scenario
+from conftest import answered_call, basic_call, chain, event, instance, scenario
 from test_plugin import processes_with_token
 
 
@@ -137,14 +137,8 @@ def test_agent_abort_fails_only_its_item_with_stderr(sipflow_pytester: pytest.Py
                 except Exception:
                     pass
     """)
-    nodes = [instance("a", "100"), instance("b", "200"),
-             command("call", "MakeCall", "a", callId="c", targetUri="200"),
-             event("talk", "TIMEOUT", "a", timeout=3000),
-             event("in", "INCOMING", "b", callId="c"),
-             command("answer", "Answer", "b", callId="c"),
-             event("doomed", "DISCONNECTED", "b", callId="c", timeout=5000)]
-    edges = chain("a", "call", "talk") + chain("b", "in", "answer", "doomed")
-    sipflow_pytester.makefile(".sipflow.json", a_abort=scenario(nodes, edges), b_after=basic_call())
+    sipflow_pytester.makefile(".sipflow.json", a_abort=answered_call("doomed"),
+                              b_after=basic_call())
     proc, token = run_pytest(sipflow_pytester.path)
     assert "1 failed, 1 passed" in proc.stdout, proc.stdout + proc.stderr
     assert "the SIP agent of instance 'b' died (exit code -6)" in proc.stdout, proc.stdout
@@ -153,14 +147,8 @@ def test_agent_abort_fails_only_its_item_with_stderr(sipflow_pytester: pytest.Py
 
 
 def test_ctrl_c_releases_calls_and_leaves_no_agent(sipflow_pytester: pytest.Pytester) -> None:
-    nodes = [instance("a", "100"), instance("b", "200"),
-             command("call", "MakeCall", "a", callId="c", targetUri="200"),
-             event("talk", "TIMEOUT", "a", timeout=30000),
-             event("in", "INCOMING", "b", callId="c"),
-             command("answer", "Answer", "b", callId="c"),
-             event("bye", "DISCONNECTED", "b", callId="c", timeout=30000)]
-    sipflow_pytester.makefile(".sipflow.json", long=scenario(
-        nodes, chain("a", "call", "talk") + chain("b", "in", "answer", "bye"), name="long"))
+    sipflow_pytester.makefile(".sipflow.json", long=answered_call(
+        "bye", talk_ms=30000, wait_ms=30000, name="long"))
     sipflow_pytester.makeconftest("""
         def pytest_sipflow_node_state(item, event):
             if event.node_id == "talk" and event.new_state == "running":

@@ -331,22 +331,21 @@ class ScenarioRun:
         return ms / 1000.0
 
     def _request(self, step: Step, op: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
-        agent = self._agents[step.instance]
-        try:
-            return agent.request(op, timeout=timeout or self.settings.request_timeout_s, **args)
-        except AgentCrashed:
-            raise
-        except AgentError as exc:
-            raise StepFailed(f"{step.name} refused: {exc}") from None
-        except TimeoutError:
-            raise StepFailed(f"the agent of instance {step.instance!r} did not answer "
-                             f"{op!r} in time") from None
+        reply = self._send(step, op, **args)
+        return self._reply(step, op, reply, timeout or self.settings.request_timeout_s)
 
     def _transaction(self, step: Step, op: str, **args: Any) -> dict[str, Any]:
         """An op the agent answers when the peer has (re-INVITE, REFER): bounded by the node."""
-        agent, limit = self._agents[step.instance], self._timeout(step)
+        limit = self._timeout(step)
+        reply = self._send(step, op, timeout=limit, **args)
+        return self._reply(step, op, reply, limit + self.settings.request_timeout_s)
+
+    def _send(self, step: Step, op: str, **args: Any) -> Any:
+        return self._agents[step.instance].send(op, **args)  # AgentCrashed: handled in _execute
+
+    def _reply(self, step: Step, op: str, reply: Any, timeout: float) -> dict[str, Any]:
         try:
-            return agent.send(op, timeout=limit, **args).wait(limit + self.settings.request_timeout_s)
+            return reply.wait(timeout)
         except AgentCrashed:
             raise
         except AgentError as exc:
