@@ -73,10 +73,7 @@ def load(path: Path | str) -> Graph:
 
 def from_value(value: Any, path: Path | str = "<dict>") -> Graph:
     """A graph from an already-decoded JSON value (dict or editor wrapper)."""
-    if isinstance(value, dict) and "flowData" in value and "nodes" not in value:
-        import json
-
-        value = schema.parse_text(json.dumps(value), str(path))
+    value = schema.unwrap(value, str(path))
     return build(schema.parse_document(value, str(path)), Path(path))
 
 

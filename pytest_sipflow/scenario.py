@@ -6,7 +6,6 @@ The engine behind the ``scenario`` fixture; no pytest in here.
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,28 +20,23 @@ from .ua import UserAgent
 Source = str | Path | Mapping[str, Any]
 
 
-def load_value(source: Source, base: Path | None = None) -> tuple[dict[str, Any], Path]:
+def load_value(source: Source, base: Path | None = None) -> tuple[Any, Path]:
     """The scenario's JSON value (wrapper unwrapped) and the path it is known by."""
     if isinstance(source, Mapping):
         value = copy.deepcopy(dict(source))
         path = Path(str(value.get("name") or "scenario") + ".sipflow.json")
         if base is not None:
             path = base / path
-        if "flowData" in value and "nodes" not in value:
-            value = schema.parse_text(json.dumps(value), str(path))
-        return value, path
+        return schema.unwrap(value, str(path)), path
     path = Path(source)
-    if not path.is_absolute() and base is not None and not path.exists():
+    if not path.is_absolute() and base is not None:
         path = base / path
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioFormatError(str(path), [Problem(f"cannot read the file: {exc.strerror}")]
                                   ) from None
-    value = schema.parse_text(text, str(path))
-    if not isinstance(value, dict):
-        schema.parse_document(value, str(path))  # raises the format error
-    return value, path
+    return schema.parse_text(text, str(path)), path
 
 
 def apply_overrides(value: dict[str, Any], overrides: Mapping[str, Mapping[str, Any]],
@@ -72,6 +66,8 @@ class Scenario:
              settings: EngineSettings | None = None, base: Path | None = None,
              **top: Any) -> "Scenario":
         value, path = load_value(source, base)
+        if not isinstance(value, dict):
+            schema.parse_document(value, str(path))  # raises the format error
         apply_overrides(value, overrides or {}, path)
         value.update(top)  # e.g. name=..., timeout=...
         return cls(graph_mod.build(schema.parse_document(value, str(path)), path), agents, settings)

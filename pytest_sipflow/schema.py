@@ -334,21 +334,27 @@ def parse_text(text: str, path: str) -> Any:
         raise ScenarioFormatError(
             path, [Problem(f"bad JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")]
         ) from None
-    if isinstance(value, dict) and isinstance(value.get("flowData"), str) and "nodes" not in value:
-        try:
-            inner = json.loads(value["flowData"])
-        except json.JSONDecodeError as exc:
-            raise ScenarioFormatError(
-                path,
-                [Problem(f"bad JSON inside flowData: {exc.msg} at line {exc.lineno}, "
-                         f"column {exc.colno}", field="flowData")],
-            ) from None
-        if isinstance(inner, dict):
-            for key in ("name", "description", "markers", "timeout"):
-                if key in value and key not in inner:
-                    inner[key] = value[key]
-        value = inner
-    return value
+    return unwrap(value, path)
+
+
+def unwrap(value: Any, path: str) -> Any:
+    """The flow data inside the editor's ``{"name", "flowData": "<json>"}`` save file."""
+    if not (isinstance(value, dict) and isinstance(value.get("flowData"), str)
+            and "nodes" not in value):
+        return value
+    try:
+        inner = json.loads(value["flowData"])
+    except json.JSONDecodeError as exc:
+        raise ScenarioFormatError(
+            path,
+            [Problem(f"bad JSON inside flowData: {exc.msg} at line {exc.lineno}, "
+                     f"column {exc.colno}", field="flowData")],
+        ) from None
+    if isinstance(inner, dict):
+        for key in ("name", "description", "markers", "timeout"):
+            if key in value and key not in inner:
+                inner[key] = value[key]
+    return inner
 
 
 def parse_document(value: Any, path: str) -> Document:

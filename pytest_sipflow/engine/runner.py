@@ -395,14 +395,19 @@ class ScenarioRun:
         raise StepFailed(f"bad target {target!r}: not a sip: URI and no instance has this dn",
                          expected="a dn of this scenario or a sip: URI", actual=repr(target))
 
-    # commands
-
-    def _do_MakeCall(self, step: Step, data: schema.MakeCall) -> str:
+    def _free_key(self, step: Step) -> Mailbox:
+        """The node's mailbox, once sure its callId holds no live call to overwrite."""
         box = self._box(step)
         old = box.handle(step.call_id)
         if old is not None and box.is_live(old):
             raise StepFailed(f"callId {step.call_id!r} already holds a live call on instance "
                              f"{step.instance!r}; use another callId")
+        return box
+
+    # commands
+
+    def _do_MakeCall(self, step: Step, data: schema.MakeCall) -> str:
+        box = self._free_key(step)
         uri = self._target(step, data.target_uri)
         self._log(step.id, step.instance, f"calling {uri}")
         handle = self._request(step, "make_call", target=uri, headers=dict(data.headers))["call"]
@@ -504,7 +509,7 @@ class ScenarioRun:
 
     def _do_PlayAudio(self, step: Step, data: schema.PlayAudio) -> str:
         handle = self._handle(step)
-        path = (scenario_dir(self.graph) / data.file_path).resolve()
+        path = (Path(self.graph.path).parent / data.file_path).resolve()
         try:
             with open(path, "rb"):
                 pass
@@ -529,11 +534,7 @@ class ScenarioRun:
         return ""
 
     def _do_INCOMING(self, step: Step, data: schema.Incoming) -> str:
-        box = self._box(step)
-        old = box.handle(step.call_id)
-        if old is not None and box.is_live(old):
-            raise StepFailed(f"callId {step.call_id!r} already holds a live call on instance "
-                             f"{step.instance!r}; use another callId")
+        box = self._free_key(step)
         ev = box.take_incoming(step.call_id, self._timeout(step))
         if ev is None:
             raise StepFailed(f"no incoming call within {self._timeout(step) * 1000:g} ms",
@@ -616,6 +617,3 @@ def run_scenario(graph: Graph, agents: AgentProvider, settings: EngineSettings |
                  ) -> ScenarioResult:
     return ScenarioRun(graph, agents, settings, listener, peers).run()
 
-
-def scenario_dir(graph: Graph) -> Path:
-    return Path(graph.path).parent
