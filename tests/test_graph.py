@@ -171,3 +171,11 @@ def test_command_or_event_name_of_the_wrong_type_is_refused() -> None:
     node(doc, "talk")["data"]["event"] = []
     with pytest.raises(ScenarioFormatError, match=r"node 'talk', field 'event': unknown event \[\]"):
         graph.from_value(doc, "x.sipflow.json")
+
+
+def test_registrar_settings_warn_that_local_mode_is_used() -> None:
+    doc = json.loads(basic_call())
+    node(doc, "a")["data"].update(pbxHost="pbx.example.invalid", pbxPort=5060)
+    with pytest.warns(SipflowWarning, match=r"node 'a': pbxHost 'pbx.example.invalid' is ignored"):
+        g = graph.from_value(doc, "x.sipflow.json")
+    assert g.instances["a"].data.pbx_port == "5060"
