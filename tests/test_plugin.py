@@ -231,3 +231,30 @@ def test_unreachable_node_is_a_warning_and_the_scenario_runs(
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*orphan.sipflow.json:1: SipflowWarning: node 'orphan' is "
                                  "reachable from no sipInstance and will be skipped"])
+
+
+def test_options_from_ini_and_command_line_show_in_the_header(pytester: pytest.Pytester) -> None:
+    pytester.makeini("""
+        [pytest]
+        sipflow_port_base = 6000
+        sipflow_port_range = 100
+        sipflow_event_timeout = 2500
+        """)
+    result = pytester.runpytest("--collect-only", "--sipflow-port-base", "6100",
+                                "--sipflow-scenario-timeout", "9000", "--sipflow-full-trace")
+    result.stdout.fnmatch_lines(["sipflow: SIP 127.0.0.1:6100-6198 (step 2), RTP 20000-20999; "
+                                 "event timeout 2500 ms, scenario timeout 9000 ms; full trace"])
+
+
+def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
+    pytester.makeini("""
+        [pytest]
+        sipflow_event_timeout = soon
+        """)
+    result = pytester.runpytest("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*sipflow_event_timeout = 'soon': expected a number*"])
+    result = pytester.runpytest("--collect-only", "-o", "sipflow_event_timeout=1",
+                                "--sipflow-port-base", "65500")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*sipflow ports: port block of worker 0 ends past 65535*"])
