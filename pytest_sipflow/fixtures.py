@@ -8,6 +8,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import pytest
 
 from .collect import session_key
+from .core.targets import Directory
 from .engine.result import ScenarioResult
 from .options import Settings
 from .scenario import Scenario, Source
@@ -28,6 +29,7 @@ class SipInstanceFactory:
         self._session = session
         self.timeout = timeout
         self._agents: dict[str, UserAgent] = {}
+        self._directory = Directory()  # every instance of the test can call the others by name
 
     def __call__(self, name: str, dn: str = "", *, label: str = "",
                  codecs: Sequence[str] = ("PCMU", "PCMA"), auto_ringing: bool = True,
@@ -38,18 +40,12 @@ class SipInstanceFactory:
         try:
             ua = UserAgent(agent, name, dn=dn, label=label, codecs=codecs,
                            auto_ringing=auto_ringing, timeout=timeout or self.timeout,
-                           resolve=self._resolve)
+                           directory=self._directory)
         except BaseException:
             self._session.pool.release(agent, healthy=False)
             raise
         self._agents[name] = ua
         return ua
-
-    def _resolve(self, target: str) -> str | None:
-        for ua in self._agents.values():
-            if target in (ua.name, ua.dn):
-                return ua.uri
-        return None
 
     @property
     def instances(self) -> list[UserAgent]:

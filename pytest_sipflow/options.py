@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from .engine.runner import EngineSettings
+from .engine.settings import EngineSettings
 from .ports import PortPlan, worker_index
 
 

@@ -163,7 +163,7 @@ def test_failing_helper_shows_expected_and_actual(sipflow_pytester: pytest.Pytes
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines([
         "*expected: 486", "*actual:   603 Decline*",
-        "*bob: expected an incoming call within 0.3 s*", "*actual:   no events at all*",
+        "*bob: no incoming call within 300 ms*", "*actual:   last events: nothing*",
         "*scenario 'lonely' failed*", "*failing node: 'wait' (instance 'b', INCOMING)*",
     ])
 
@@ -230,5 +230,5 @@ def test_play_a_wav(sip_instance, tmp_path) -> None:  # type: ignore[no-untyped-
     out.wait_answered()
     out.play(path)  # returns at the end of the file
     assert any(e["event"] == "play_done" for e in alice.events)
-    with pytest.raises(AssertionError, match="cannot play .*missing.wav: no such file"):
+    with pytest.raises(AssertionError, match="(?i)cannot play .*missing.wav: no such file"):
         out.play(tmp_path / "missing.wav")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pytest_sipflow.engine.mailbox import AgentDied, Interrupted, Mailbox
+from pytest_sipflow.core.mailbox import AgentDied, Interrupted, Mailbox
 
 
 @pytest.fixture

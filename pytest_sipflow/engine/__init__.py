@@ -1,1 +1,1 @@
-"""The graph engine: runs a scenario graph against SIP agents; no pytest inside."""
+"""The graph engine: runs a scenario graph over agents; imports nothing of pytest or reports."""

@@ -61,6 +61,7 @@ class ScenarioResult:
 
     def assert_passed(self) -> None:
         """Raise the same assertion-diff failure a collected scenario file shows."""
+        __tracebackhide__ = True
         if not self.passed:
             from ..errors import ScenarioFailed
             from ..report import render_failure

@@ -1,4 +1,4 @@
-"""Per-instance event queue: the no-lost-events rule (spec §4.3) lives here.
+"""Per-instance event store: the no-lost-events rule (spec §4.3) lives here.
 
 Every agent event is stored the moment it arrives and tagged with the dialog key
 (callId) of its call as soon as that is known; a node consumes the first matching
@@ -51,9 +51,14 @@ class Event:
 
 
 class Mailbox:
-    def __init__(self, instance: str, abort: threading.Event) -> None:
+    """One instance's events. ``follow_transfers``: a transfer or Replaces moves the dialog
+    key to the new call (the scenario rule, §4.2); the Python API instead gives the new
+    call its own key, because it hands the test a new ``Call`` object."""
+
+    def __init__(self, instance: str, abort: threading.Event, follow_transfers: bool = True) -> None:
         self.instance = instance
         self._abort = abort
+        self._follow = follow_transfers
         self._cond = threading.Condition()
         self._events: list[Event] = []
         self._key_of: dict[str, str] = {}  # call handle -> key (or RETIRED)
@@ -73,7 +78,8 @@ class Mailbox:
                 if ev.type == "disconnected" and ev.call:
                     self._ended.add(ev.call)
                 new = raw.get("new_call")
-                if ev.type in ("transferred", "replaced") and new and ev.key not in (None, RETIRED):
+                if (self._follow and ev.type in ("transferred", "replaced") and new
+                        and ev.key not in (None, RETIRED)):
                     self._take_over(ev.call or "", new, ev.key)  # type: ignore[arg-type]
             self._cond.notify_all()
 
@@ -136,13 +142,14 @@ class Mailbox:
                     return None
                 self._cond.wait(remaining)
 
-    def take_incoming(self, key: str, timeout: float) -> Event | None:
-        """An INCOMING: the first new call nobody has claimed yet, now bound to ``key``."""
+    def take_incoming(self, key: str | None, timeout: float) -> Event | None:
+        """An INCOMING: the first new call nobody has claimed yet, now bound to ``key``
+        (``None``: to its own handle)."""
         with self._cond:
             ev = self.take(lambda e: e.type == "incoming" and e.key is None
                            and self._key_of.get(e.call or "") is None, timeout)
             if ev is not None and ev.call:
-                self._bind(ev.call, key)
+                self._bind(ev.call, key if key is not None else ev.call)
             return ev
 
     def recent(self, n: int = 5) -> list[Event]:

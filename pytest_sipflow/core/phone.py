@@ -1,0 +1,296 @@
+"""The call steps, implemented once: used by the engine's node handlers and by ``ua.py``.
+
+A :class:`Phone` is one SIP instance seen from the pytest process: its agent (requests) and
+its mailbox (events). Every step addresses a call by its dialog key, waits with a timeout,
+and fails with :class:`StepFailed` (reason, expected, actual) — the engine turns that into
+a failed node, the Python API into an ``AssertionError``. No pytest, no pjsua2 here.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from ..agent.client import AgentCrashed, AgentError
+from .mailbox import AgentDied, Event, Mailbox
+
+#: A step's own default when the caller gives no timeout (seconds).
+REQUEST_TIMEOUT_S = 5.0
+#: pjsua reports the REFER's own 2xx as a first "NOTIFY 100 Accepted"; no NOTIFY came yet.
+_REFER_ACCEPTED = (100, "Accepted")
+
+
+class ReplyLike(Protocol):
+    def wait(self, timeout: float = 5.0) -> dict[str, Any]: ...
+
+
+class AgentLike(Protocol):
+    """What the pytest side needs of an agent (``agent.client.Agent`` or a test fake)."""
+
+    name: str
+    pid: int
+    sip_port: int | None
+
+    @property
+    def alive(self) -> bool: ...
+    def send(self, op: str, **args: Any) -> ReplyLike: ...
+    def set_event_sink(self, sink: Callable[[dict[str, Any]], None] | None) -> None: ...
+    def stderr_tail(self, n: int = 20) -> list[str]: ...
+
+
+class StepFailed(Exception):
+    """A call step did not do what it should; ``timed_out`` when nothing came in time."""
+
+    def __init__(self, reason: str, expected: str | None = None, actual: str | None = None,
+                 detail: Sequence[str] = (), timed_out: bool = False) -> None:
+        self.reason, self.expected, self.actual = reason, expected, actual
+        self.detail = tuple(detail)
+        self.timed_out = timed_out
+        super().__init__(reason)
+
+    def render(self) -> str:
+        """Reason with the expected/actual lines, as an assertion message."""
+        lines = [self.reason]
+        if self.expected is not None or self.actual is not None:
+            lines.append(f"  expected: {self.expected if self.expected is not None else '-'}")
+            lines.append(f"  actual:   {self.actual if self.actual is not None else '-'}")
+        lines += [f"  {line}" for line in self.detail]
+        return "\n".join(lines)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:g} ms"
+
+
+def _left(end: float) -> float:
+    return max(0.0, end - time.monotonic())
+
+
+def status_text(ev: Event) -> str:
+    return f"{ev.raw.get('code')} {ev.raw.get('reason', '')}".strip()
+
+
+class Phone:
+    """One instance's agent and mailbox, and every call step on them."""
+
+    def __init__(self, name: str, agent: AgentLike, box: Mailbox,
+                 request_timeout: float = REQUEST_TIMEOUT_S) -> None:
+        self.name = name
+        self.agent = agent
+        self.box = box
+        self.request_timeout = request_timeout
+
+    # -- agent requests -----------------------------------------------------------------
+
+    def send(self, op: str, **args: Any) -> ReplyLike:
+        try:
+            return self.agent.send(op, **args)
+        except AgentCrashed as exc:
+            raise AgentDied(exc.returncode, exc.stderr_tail) from None
+
+    def wait_reply(self, op: str, reply: ReplyLike, timeout: float) -> dict[str, Any]:
+        try:
+            return reply.wait(timeout)
+        except AgentCrashed as exc:
+            raise AgentDied(exc.returncode, exc.stderr_tail) from None
+        except AgentError as exc:
+            raise StepFailed(f"{op} failed: {exc}") from None
+        except TimeoutError:
+            raise StepFailed(f"the agent of instance {self.name!r} did not answer {op!r} "
+                             "in time", timed_out=True) from None
+
+    def request(self, op: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
+        return self.wait_reply(op, self.send(op, **args), timeout or self.request_timeout)
+
+    def transaction(self, op: str, limit: float, **args: Any) -> dict[str, Any]:
+        """An op the agent answers once the peer has (re-INVITE, REFER): the agent is given
+        the same bound, so it gives up when the step does."""
+        reply = self.send(op, timeout=limit, **args)
+        return self.wait_reply(op, reply, limit + self.request_timeout)
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def handle(self, key: str, live: bool = True) -> str:
+        """The call under ``key``; a wrong key fails without touching any other call."""
+        handle = self.box.handle(key)
+        if handle is None or (live and not self.box.is_live(handle)):
+            calls = self.box.live_keys()
+            state = "no call" if handle is None else "no active call (it has ended)"
+            raise StepFailed(
+                f"{state} under callId {key!r} on instance {self.name!r}",
+                expected=f"a live call under callId {key!r}",
+                actual=f"live calls: {', '.join(map(repr, calls))}" if calls else "no live call")
+        return handle
+
+    def free_key(self, key: str) -> None:
+        old = self.box.handle(key)
+        if old is not None and self.box.is_live(old):
+            raise StepFailed(f"callId {key!r} already holds a live call on instance "
+                             f"{self.name!r}; use another callId")
+
+    def recent(self) -> str:
+        events = self.box.recent()
+        return "; ".join(e.describe() for e in events) if events else "nothing"
+
+    def wait_for(self, match: Callable[[Event], bool], timeout: float, reason: str,
+                 expected: str, consume: bool = True) -> Event:
+        ev = self.box.take(match, timeout, consume)
+        if ev is None:
+            raise StepFailed(reason, expected=expected, actual=f"last events: {self.recent()}",
+                             timed_out=True)
+        return ev
+
+    def wait_call(self, handle: str, types: set[str], what: str, timeout: float) -> Event:
+        """An event of one call, left in the mailbox for later nodes (it is a state)."""
+        return self.wait_for(lambda e: e.call == handle and e.type in types, timeout,
+                             f"{what} within {_ms(timeout)}", what, consume=False)
+
+    # -- commands -----------------------------------------------------------------------
+
+    def dial(self, key: str, uri: str, headers: Mapping[str, str] | None = None) -> str:
+        """Send the INVITE; the call is bound to ``key`` at once. Returns its handle."""
+        self.free_key(key)
+        handle = str(self.request("make_call", target=uri, headers=dict(headers or {}))["call"])
+        self.box.bind(handle, key)
+        return handle
+
+    def final_response(self, handle: str, timeout: float) -> Event:
+        """``confirmed`` (2xx + ACK) or ``disconnected`` (the final error response)."""
+        return self.wait_for(lambda e: e.call == handle and e.type in ("confirmed", "disconnected"),
+                             timeout, f"no final response within {_ms(timeout)}",
+                             "2xx final response", consume=False)
+
+    def expect_answered(self, handle: str, uri: str, timeout: float) -> None:
+        ev = self.final_response(handle, timeout)
+        if ev.type == "disconnected":
+            status = status_text(ev)
+            raise StepFailed(f"call to {uri} failed: {status}", expected="2xx final response",
+                             actual=status)
+
+    def answer(self, key: str, code: int, timeout: float) -> None:
+        """Answer with a 2xx and wait for the ACK."""
+        handle = self.handle(key)
+        self.request("answer", call=handle, code=code)
+        ev = self.wait_call(handle, {"confirmed", "disconnected"}, "ACK for the 2xx", timeout)
+        if ev.type == "disconnected":
+            raise StepFailed("the call ended before it was confirmed", expected="ACK",
+                             actual=ev.describe())
+
+    def respond(self, key: str, code: int, reason: str | None = None) -> None:
+        args: dict[str, Any] = {"call": self.handle(key), "code": code}
+        if reason:
+            args["reason"] = reason
+        self.request("respond", **args)
+
+    def release(self, key: str, code: int | None, timeout: float) -> bool:
+        """End the call (BYE, CANCEL or a final response); False if it had already ended."""
+        handle = self.handle(key, live=False)
+        if not self.box.is_live(handle):
+            return False
+        args: dict[str, Any] = {"call": handle}
+        if code is not None:
+            args["code"] = code
+        if self.request("hangup", **args).get("already_ended"):
+            return False
+        self.wait_call(handle, {"disconnected"}, "the call to end", timeout)
+        return True
+
+    def hold(self, key: str, timeout: float) -> None:
+        self.transaction("hold", timeout, call=self.handle(key))
+
+    def retrieve(self, key: str, timeout: float) -> None:
+        self.transaction("retrieve", timeout, call=self.handle(key))
+
+    def blind_transfer(self, key: str, target: str, timeout: float) -> None:
+        """REFER the peer to ``target``; done when the REFER is accepted."""
+        self.transaction("transfer", timeout, call=self.handle(key), target=target)
+
+    def attended_transfer(self, primary_key: str, consult_key: str, timeout: float) -> Event:
+        """REFER with Replaces; done at the final NOTIFY 2xx, then both legs are released."""
+        primary, consult = self.handle(primary_key), self.handle(consult_key)
+        self.transaction("transfer_attended", timeout, call=primary, dest_call=consult)
+        ev = self.wait_notify(primary_key, None, True, timeout)
+        code = int(ev.raw.get("code") or 0)
+        if code >= 300:
+            raise StepFailed(f"transfer failed: NOTIFY {status_text(ev)}",
+                             expected="final NOTIFY 2xx", actual=f"NOTIFY {code}")
+        for handle in (primary, consult):
+            if self.box.is_live(handle):
+                self.request("hangup", call=handle)
+                self.wait_call(handle, {"disconnected"}, "the transferred leg to end", timeout)
+        return ev
+
+    def send_dtmf(self, key: str, digits: str, method: str, interval_ms: float) -> None:
+        budget = len(digits) * (interval_ms + 300) / 1000.0 + self.request_timeout
+        self.request("dtmf", timeout=budget, call=self.handle(key), digits=digits,
+                     method=method, interval_ms=int(interval_ms))
+
+    def play(self, key: str, path: Path, timeout: float) -> None:
+        """Play a WAV file into the call, to its end."""
+        handle = self.handle(key)
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise StepFailed(f"cannot play {path}: {exc.strerror or exc}",
+                             expected="a readable WAV file", actual=str(path)) from None
+        play = self.request("play", call=handle, path=str(path)).get("play")
+        self.wait_for(lambda e: e.type == "play_done" and e.call == handle
+                      and e.raw.get("play", play) == play, timeout,
+                      f"{path.name} did not finish playing within {_ms(timeout)}", "end of file")
+
+    # -- events -------------------------------------------------------------------------
+
+    def wait_incoming(self, key: str | None, timeout: float) -> Event:
+        """The first new call nobody has claimed, bound to ``key`` (None: its own handle)."""
+        if key is not None:
+            self.free_key(key)
+        ev = self.box.take_incoming(key, timeout)
+        if ev is None:
+            raise StepFailed(f"no incoming call within {_ms(timeout)}", expected="INCOMING",
+                             actual=f"last events: {self.recent()}", timed_out=True)
+        return ev
+
+    def wait_event(self, key: str, etype: str, label: str, timeout: float) -> Event:
+        return self.wait_for(lambda e: e.key == key and e.type == etype, timeout,
+                             f"no {label} on callId {key!r} within {_ms(timeout)}", label)
+
+    def wait_dtmf(self, key: str, expected: str | None, timeout: float) -> str:
+        """``len(expected)`` digits (or one), checked in order: a wrong one fails at once."""
+        got = ""
+        end = time.monotonic() + timeout
+        for i in range(len(expected) if expected else 1):
+            ev = self.box.take(lambda e: e.key == key and e.type == "dtmf", _left(end))
+            if ev is None:
+                raise StepFailed(f"no DTMF on callId {key!r} within {_ms(timeout)}"
+                                 + (f" after {got!r}" if got else ""),
+                                 expected=expected or "a DTMF digit", actual=got or "no digit",
+                                 timed_out=True)
+            got += str(ev.raw.get("digit", "?"))
+            if expected and got[i] != expected[i]:
+                raise StepFailed(f"wrong DTMF digit {got[i]!r} at position {i + 1}",
+                                 expected=expected, actual=got)
+        return got
+
+    def wait_notify(self, key: str, code: int | None, final: bool, timeout: float) -> Event:
+        """A transfer-progress NOTIFY (``code``, or the final one); never the REFER's own 2xx."""
+        seen: list[str] = []
+        end = time.monotonic() + timeout
+        while True:
+            ev = self.box.take(lambda e: e.key == key and e.type == "notify", _left(end))
+            what = f"NOTIFY {code}" if code else ("a final NOTIFY" if final else "NOTIFY")
+            if ev is None:
+                raise StepFailed(f"no {what} on callId {key!r} within {_ms(timeout)}",
+                                 expected=what, actual=", ".join(seen) or "no NOTIFY",
+                                 timed_out=True)
+            got = int(ev.raw.get("code") or 0)
+            if (got, str(ev.raw.get("reason") or "")) == _REFER_ACCEPTED and not ev.raw.get("final"):
+                continue
+            seen.append(f"NOTIFY {got}")
+            is_final = bool(ev.raw.get("final"))
+            if (code is None or got == code) and (is_final or not final):
+                return ev
+            if is_final:
+                raise StepFailed(f"transfer ended with NOTIFY {got}", expected=what,
+                                 actual=", ".join(seen))

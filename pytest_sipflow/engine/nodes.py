@@ -1,0 +1,187 @@
+"""What each node type does: a registry from command/event name to a handler.
+
+A handler maps a node's data onto the call core (:mod:`pytest_sipflow.core.phone`) and
+returns the line the action log shows; it fails by raising ``StepFailed``. Adding a node
+type is adding one decorated function here.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core.mailbox import Interrupted
+from ..core.phone import Phone, StepFailed
+from ..graph import Step
+
+
+@dataclass
+class NodeContext:
+    """What a handler may use: its step, its instance's phone and the run's services."""
+
+    step: Step
+    phone: Phone
+    timeout: float  # seconds: the node's own timeout, else the run's default
+    resolve: Callable[[str], str]  # targetUri -> SIP URI for this instance
+    log: Callable[[str, str], None]  # (message, level) into the action log
+    abort: threading.Event
+    base: Path  # folder of the scenario file (relative file paths)
+    real_mode: bool  # this instance talks to a server
+
+    @property
+    def key(self) -> str:
+        return self.step.call_id
+
+
+Handler = Callable[[NodeContext, Any], str]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[name] = fn
+        return fn
+    return register
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+@handles("MakeCall")
+def make_call(ctx: NodeContext, data: Any) -> str:
+    uri = ctx.resolve(data.target_uri)
+    ctx.log(f"calling {uri}", "info")
+    handle = ctx.phone.dial(ctx.key, uri, data.headers)
+    ctx.phone.expect_answered(handle, uri, ctx.timeout)
+    return f"call to {uri} answered"
+
+
+@handles("Answer")
+def answer(ctx: NodeContext, data: Any) -> str:
+    ctx.phone.answer(ctx.key, data.status_code, ctx.timeout)
+    return f"answered with {data.status_code}"
+
+
+@handles("Response")
+def response(ctx: NodeContext, data: Any) -> str:
+    ctx.phone.respond(ctx.key, data.status_code, data.reason)
+    return f"responded {data.status_code}{' ' + data.reason if data.reason else ''}"
+
+
+@handles("Release")
+def release(ctx: NodeContext, data: Any) -> str:
+    if not ctx.phone.release(ctx.key, data.status_code, ctx.timeout):
+        ctx.log(f"call {ctx.key!r} had already ended", "warning")
+        return "nothing to release"
+    return f"call {ctx.key!r} released"
+
+
+@handles("Hold")
+def hold(ctx: NodeContext, data: Any) -> str:
+    ctx.phone.hold(ctx.key, ctx.timeout)
+    return f"call {ctx.key!r} put on hold"
+
+
+@handles("Retrieve")
+def retrieve(ctx: NodeContext, data: Any) -> str:
+    ctx.phone.retrieve(ctx.key, ctx.timeout)
+    return f"call {ctx.key!r} retrieved"
+
+
+@handles("BlindTransfer")
+def blind_transfer(ctx: NodeContext, data: Any) -> str:
+    if data.target_uri:
+        target = ctx.resolve(data.target_uri)
+    elif data.target_host and (ctx.real_mode or not _known(ctx, data.target_user or "")):
+        target = f"sip:{data.target_user}@{data.target_host}"
+    else:  # local mode: the editor's targetUser (+ PBX targetHost) is a dn of this scenario
+        target = ctx.resolve(data.target_user or "")
+    ctx.phone.blind_transfer(ctx.key, target, ctx.timeout)
+    return f"call {ctx.key!r} transferred to {target} (REFER accepted)"
+
+
+def _known(ctx: NodeContext, name: str) -> bool:
+    try:
+        ctx.resolve(name)
+    except StepFailed:
+        return False
+    return True
+
+
+@handles("MuteTransfer")
+def attended_transfer(ctx: NodeContext, data: Any) -> str:
+    ev = ctx.phone.attended_transfer(data.primary_call_id, data.consult_call_id, ctx.timeout)
+    return (f"calls {data.primary_call_id!r} and {data.consult_call_id!r} joined "
+            f"(NOTIFY {ev.raw.get('code')}); both legs released")
+
+
+@handles("SendDTMF")
+def send_dtmf(ctx: NodeContext, data: Any) -> str:
+    ctx.phone.send_dtmf(ctx.key, data.digits, data.method, data.interval_ms)
+    return f"sent DTMF {data.digits!r} by {data.method}"
+
+
+@handles("PlayAudio")
+def play_audio(ctx: NodeContext, data: Any) -> str:
+    path = (ctx.base / data.file_path).resolve()
+    ctx.phone.play(ctx.key, path, ctx.timeout)
+    return f"played {path.name}"
+
+
+# -- events ----------------------------------------------------------------------------
+
+
+@handles("TIMEOUT")
+def timeout(ctx: NodeContext, data: Any) -> str:
+    if ctx.abort.wait(ctx.timeout):
+        raise Interrupted()
+    return ""
+
+
+@handles("INCOMING")
+def incoming(ctx: NodeContext, data: Any) -> str:
+    ev = ctx.phone.wait_incoming(ctx.key, ctx.timeout)
+    return f"incoming call from {ev.raw.get('from', '?')}"
+
+
+@handles("RINGING")
+def ringing(ctx: NodeContext, data: Any) -> str:
+    ev = ctx.phone.wait_event(ctx.key, "ringing", "RINGING", ctx.timeout)
+    return f"ringing ({ev.raw.get('code', 180)})"
+
+
+@handles("DISCONNECTED")
+def disconnected(ctx: NodeContext, data: Any) -> str:
+    ev = ctx.phone.wait_event(ctx.key, "disconnected", "DISCONNECTED", ctx.timeout)
+    return f"disconnected ({ev.raw.get('code')} {ev.raw.get('reason', '')})".strip()
+
+
+@handles("DTMFReceived")
+def dtmf_received(ctx: NodeContext, data: Any) -> str:
+    return f"received DTMF {ctx.phone.wait_dtmf(ctx.key, data.expected, ctx.timeout)!r}"
+
+
+@handles("HELD")
+def held(ctx: NodeContext, data: Any) -> str:
+    ctx.phone.wait_event(ctx.key, "held", "HELD", ctx.timeout)
+    return f"call {ctx.key!r} held by the peer"
+
+
+@handles("RETRIEVED")
+def retrieved(ctx: NodeContext, data: Any) -> str:
+    ctx.phone.wait_event(ctx.key, "retrieved", "RETRIEVED", ctx.timeout)
+    return f"call {ctx.key!r} retrieved by the peer"
+
+
+@handles("TRANSFERRED")
+def transferred(ctx: NodeContext, data: Any) -> str:
+    ev = ctx.phone.wait_event(ctx.key, "transferred", "TRANSFERRED", ctx.timeout)
+    return f"transferred to {ev.raw.get('target', '?')}; following the REFER"
+
+
+@handles("NOTIFY")
+def notify(ctx: NodeContext, data: Any) -> str:
+    ev = ctx.phone.wait_notify(ctx.key, data.status_code, False, ctx.timeout)
+    return f"NOTIFY {ev.raw.get('code')} {ev.raw.get('reason') or ''}".strip()
