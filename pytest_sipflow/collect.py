@@ -1,19 +1,23 @@
-"""Collection of ``*.sipflow.json`` files: one pytest item per scenario file."""
+"""Collection of ``*.sipflow.json`` files: one pytest item per scenario file.
+
+The loader (pydantic), the engine and the reports are imported when the first scenario
+file is collected or run, so a pytest run without scenarios pays nothing for them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from . import graph as graph_mod
-from .engine.events import ActionLogEvent, ExecutionEvent, NodeStateEvent
-from .engine.result import ScenarioResult
-from .engine.runner import run_scenario
 from .errors import ScenarioFailed, ScenarioFormatError, SipflowError
-from .report import render_failure
 from .session import SipflowSession
+
+if TYPE_CHECKING:
+    from .engine.events import ExecutionEvent
+    from .engine.result import ScenarioResult
+    from .graph import Graph
 
 SUFFIX = ".sipflow.json"
 session_key = pytest.StashKey[SipflowSession]()
@@ -25,6 +29,8 @@ def is_scenario(path: Path) -> bool:
 
 class SipflowFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
+        from . import graph as graph_mod
+
         try:
             graph = graph_mod.load(self.path)
         except ScenarioFormatError as exc:
@@ -44,23 +50,26 @@ class SipflowFile(pytest.File):
 
 
 class SipflowItem(pytest.Item):
-    def __init__(self, *, graph: graph_mod.Graph, **kwargs: Any) -> None:
+    def __init__(self, *, graph: "Graph", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.graph = graph
-        self.result: ScenarioResult | None = None
+        self.result: "ScenarioResult | None" = None
 
     def runtest(self) -> None:
+        from .engine.runner import run_scenario
+        from .report import render_failure
+
         session = self.config.stash[session_key]
         self.result = run_scenario(self.graph, session.pool, session.settings.engine,
                                    self._dispatch)
         if not self.result.passed:
             raise ScenarioFailed(self.result, render_failure(self.result, self.graph))
 
-    def _dispatch(self, event: ExecutionEvent) -> None:
+    def _dispatch(self, event: "ExecutionEvent") -> None:
         hook = self.config.hook
-        if isinstance(event, NodeStateEvent):
+        if event.kind == "node-state":
             hook.pytest_sipflow_node_state(item=self, event=event)
-        elif isinstance(event, ActionLogEvent):
+        elif event.kind == "action-log":
             hook.pytest_sipflow_action_log(item=self, event=event)
         else:
             hook.pytest_sipflow_scenario_state(item=self, event=event)

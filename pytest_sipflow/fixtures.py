@@ -1,19 +1,21 @@
-"""Fixtures of pytest-sipflow (registered by plugin.py): thin wrappers over ua.py and scenario.py."""
+"""Fixtures of pytest-sipflow (registered by plugin.py): thin wrappers over ``factories``.
+
+The factories (and through them the engine and pydantic) are imported when a fixture is
+first used, so a pytest run that uses none pays nothing for them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from .collect import session_key
-from .core.targets import Directory
-from .engine.result import ScenarioResult
-from .options import Settings
-from .scenario import Scenario, Source
-from .session import SipflowSession
-from .ua import DEFAULT_TIMEOUT, UserAgent
+from .session import Settings
+
+if TYPE_CHECKING:
+    from .factories import ScenarioFactory, SipInstanceFactory
 
 
 @pytest.fixture(scope="session")
@@ -22,44 +24,8 @@ def sipflow_settings(pytestconfig: pytest.Config) -> Settings:
     return pytestconfig.stash[session_key].settings
 
 
-class SipInstanceFactory:
-    """Creates live user agents for one test and takes them all back at teardown."""
-
-    def __init__(self, session: SipflowSession, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._session = session
-        self.timeout = timeout
-        self._agents: dict[str, UserAgent] = {}
-        self._directory = Directory()  # every instance of the test can call the others by name
-
-    def __call__(self, name: str, dn: str = "", *, label: str = "",
-                 codecs: Sequence[str] = ("PCMU", "PCMA"), auto_ringing: bool = True,
-                 timeout: float | None = None) -> UserAgent:
-        if name in self._agents:
-            raise ValueError(f"sip_instance {name!r} exists already in this test")
-        (agent,) = self._session.pool.acquire(1)
-        try:
-            ua = UserAgent(agent, name, dn=dn, label=label, codecs=codecs,
-                           auto_ringing=auto_ringing, timeout=timeout or self.timeout,
-                           directory=self._directory)
-        except BaseException:
-            self._session.pool.release(agent, healthy=False)
-            raise
-        self._agents[name] = ua
-        return ua
-
-    @property
-    def instances(self) -> list[UserAgent]:
-        return list(self._agents.values())
-
-    def close(self) -> None:
-        for ua in self._agents.values():
-            healthy = ua.close()
-            self._session.pool.release(ua.agent, healthy)
-        self._agents.clear()
-
-
 @pytest.fixture
-def sip_instance(pytestconfig: pytest.Config) -> Iterator[SipInstanceFactory]:
+def sip_instance(pytestconfig: pytest.Config) -> "Iterator[SipInstanceFactory]":
     """Live SIP user agents for a Python test, each its own process on 127.0.0.1.
 
     ``sip_instance(name, dn="")`` returns a ready :class:`pytest_sipflow.ua.UserAgent`;
@@ -75,36 +41,19 @@ def sip_instance(pytestconfig: pytest.Config) -> Iterator[SipInstanceFactory]:
             out.release()
             inc.wait_disconnected()
     """
+    from .factories import SipInstanceFactory
+
     factory = SipInstanceFactory(pytestconfig.stash[session_key])
     yield factory
     factory.close()
 
 
-class ScenarioFactory:
-    """Loads scenario graphs for one test; relative paths are relative to the test file."""
-
-    def __init__(self, session: SipflowSession, base: Path) -> None:
-        self._session = session
-        self._base = base
-
-    def load(self, source: Source, overrides: Mapping[str, Mapping[str, Any]] | None = None,
-             **top: Any) -> Scenario:
-        return Scenario.load(source, self._session.pool, overrides=overrides,
-                             settings=self._session.settings.engine, base=self._base, **top)
-
-    __call__ = load
-
-    def run(self, source: Source, overrides: Mapping[str, Mapping[str, Any]] | None = None,
-            peers: Mapping[str, UserAgent | str] | None = None, **top: Any) -> ScenarioResult:
-        return self.load(source, overrides, **top).run(peers)
-
-
 @pytest.fixture
-def scenario(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> ScenarioFactory:
+def scenario(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> "ScenarioFactory":
     """Run SIPFLOW graphs from Python: a ``*.sipflow.json`` path or a dict, with overrides.
 
     ``scenario.run(source, overrides={node id: {key: value}}, peers={name: ua})`` returns a
-    :class:`pytest_sipflow.engine.result.ScenarioResult` (``passed``, ``nodes`` with states
+    :class:`pytest_sipflow.scenario.ScenarioOutcome` (``passed``, ``nodes`` with states
     and timings, ``events``, ``sip_messages``); ``result.assert_passed()`` fails like a
     collected file::
 
@@ -113,4 +62,6 @@ def scenario(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Sce
             result = scenario.run("busy.sipflow.json", overrides={"reject": {"statusCode": code}})
             result.assert_passed()
     """
+    from .factories import ScenarioFactory
+
     return ScenarioFactory(pytestconfig.stash[session_key], Path(request.path).parent)

@@ -9,6 +9,7 @@ import pytest
 
 from .engine.settings import EngineSettings
 from .ports import PortPlan, worker_index
+from .session import Settings
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,6 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--sipflow-full-trace", dest="sipflow_full_trace", action="store_true",
                     default=None, help=FULL_TRACE_HELP)
     parser.addini("sipflow_full_trace", FULL_TRACE_HELP, type="bool", default=False)
-
-
-@dataclass(frozen=True)
-class Settings:
-    ports: PortPlan
-    engine: EngineSettings
-    full_trace: bool
 
 
 def _value(config: pytest.Config, opt: Option) -> Any:

@@ -54,3 +54,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     sizes = [len(item.graph.instances) for item in session.items if isinstance(item, SipflowItem)]
     if sizes and not session.config.option.collectonly:
         session.config.stash[session_key].pool.prestart(max(sizes))
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # Give back agents the next item will not need (the pool is started only on use).
+    session = item.config.stash[session_key]
+    if nextitem is not None and session.has_pool:
+        need = len(nextitem.graph.instances) if isinstance(nextitem, SipflowItem) else 0
+        session.pool.trim(need)

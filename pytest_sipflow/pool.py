@@ -16,6 +16,9 @@ from .ports import RTP_PORTS_PER_AGENT, PortPlan
 
 START_TIMEOUT_S = 15.0
 MAX_SPARES = 8
+#: Idle agents kept beyond what the next item needs; the rest are given back (each idle
+#: agent is a process and its ports, however cheap it is while it sleeps).
+KEEP_SPARES = 4
 
 
 class AgentPool:
@@ -118,6 +121,27 @@ class AgentPool:
             self._busy.clear()
         for agent in agents:
             self._discard(agent)
+
+    def trim(self, need: int) -> int:
+        """Give back idle agents beyond ``need`` plus a few spares; returns how many.
+
+        Without this the pool would keep its high-water mark (a 50-instance scenario's
+        agents) for the rest of the session.
+        """
+        self._wait_warm()
+        with self._lock:
+            surplus = len(self._idle) - (need + KEEP_SPARES)
+            if surplus <= 0:
+                return 0
+            gone, self._idle = self._idle[-surplus:], self._idle[:-surplus]
+        for agent in gone:  # all asked at once, then each reaped
+            try:
+                agent.send("shutdown")
+            except AgentError:
+                pass
+        for agent in gone:
+            self._discard(agent)
+        return len(gone)
 
     @property
     def live_agents(self) -> int:

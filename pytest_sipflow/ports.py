@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 RTP_PORTS_PER_AGENT = 20  # 4 calls x (RTP + RTCP), with room for pjsua's own retries
 
@@ -52,9 +52,6 @@ class PortPlan:
         rtp_last = self.rtp_first + self.rtp_block - 1
         return (f"SIP 127.0.0.1:{self.sip_first}-{self.sip_last} (step 2), "
                 f"RTP {self.rtp_first}-{rtp_last}")
-
-    def for_worker(self, worker: int) -> "PortPlan":
-        return replace(self, worker=worker)
 
     def check(self) -> None:
         if self.sip_range < 2:

@@ -14,10 +14,21 @@ from . import graph as graph_mod
 from . import schema
 from .engine.result import ScenarioResult
 from .engine.runner import AgentProvider, EngineSettings, ScenarioRun
-from .errors import Problem, ScenarioFormatError
+from .errors import Problem, ScenarioFailed, ScenarioFormatError
+from .report import render_failure
 from .ua import UserAgent
 
 Source = str | Path | Mapping[str, Any]
+
+
+class ScenarioOutcome(ScenarioResult):
+    """A result of the Python API: the engine's record plus ``assert_passed``."""
+
+    def assert_passed(self) -> None:
+        """Raise the same assertion-diff failure a collected scenario file shows."""
+        __tracebackhide__ = True
+        if not self.passed:
+            raise ScenarioFailed(self, render_failure(self))
 
 
 def load_value(source: Source, base: Path | None = None) -> tuple[Any, Path]:
@@ -76,15 +87,15 @@ class Scenario:
     def name(self) -> str:
         return self.graph.name
 
-    def run(self, peers: Mapping[str, "UserAgent | str"] | None = None) -> ScenarioResult:
+    def run(self, peers: Mapping[str, "UserAgent | str"] | None = None) -> ScenarioOutcome:
         """Run to the end; ``peers`` lets MakeCall/BlindTransfer target Python-driven UAs by name."""
         return ScenarioRun(self.graph, self._agents, self._settings,
-                           peers=_peer_uris(peers)).run()
+                           peers=_peer_uris(peers), result_type=ScenarioOutcome).run()
 
     def start(self, peers: Mapping[str, "UserAgent | str"] | None = None) -> "RunningScenario":
         """Run in the background while the test drives other user agents."""
         return RunningScenario(ScenarioRun(self.graph, self._agents, self._settings,
-                                           peers=_peer_uris(peers)))
+                                           peers=_peer_uris(peers), result_type=ScenarioOutcome))
 
 
 class RunningScenario:

@@ -1,24 +1,46 @@
-"""Per-pytest-process state: settings and the agent pool, closed when pytest ends."""
+"""Per-pytest-process state: settings and the agent pool, closed when pytest ends.
+
+No pytest here: the factories behind the fixtures use it too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from .options import Settings
-from .pool import AgentPool
+from .engine.settings import EngineSettings
+from .ports import PortPlan
+
+if TYPE_CHECKING:
+    from .pool import AgentPool
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the ``sipflow`` options decided for this run."""
+
+    ports: PortPlan
+    engine: EngineSettings
+    full_trace: bool
 
 
 @dataclass
 class SipflowSession:
     settings: Settings
-    _pool: AgentPool | None = field(default=None, repr=False)
+    _pool: "AgentPool | None" = field(default=None, repr=False)
     refused_files: set[str] = field(default_factory=set)  # node ids of broken scenario files
 
     @property
-    def pool(self) -> AgentPool:
+    def pool(self) -> "AgentPool":
         if self._pool is None:  # created on first use: collection-only runs start nothing
+            from .pool import AgentPool
+
             self._pool = AgentPool(self.settings.ports)
         return self._pool
+
+    @property
+    def has_pool(self) -> bool:
+        return self._pool is not None
 
     def close(self) -> None:
         if self._pool is not None:

@@ -60,7 +60,7 @@ def test_failure_without_branch_aborts_and_cancels_the_others(pool: AgentPool) -
                                                                        "oops", "never")))
     start = time.monotonic()
     result = run_scenario(g, pool)
-    assert time.monotonic() - start < 3, "an abort does not wait for other nodes' timeouts"
+    assert time.monotonic() - start < 6, "an abort does not wait for wait-long's 8 s"
     assert result.state == "failed"
     assert result.failure is not None and result.failure.node == "oops"
     assert "no call under callId 'no-such-call'" in result.failure.reason
@@ -75,7 +75,7 @@ def test_scenario_deadline_names_the_running_node(pool: AgentPool) -> None:
     g = build(scenario(nodes, chain("a", "sleepy"), timeout=300))
     start = time.monotonic()
     result = run_scenario(g, pool, EngineSettings())
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 4, "ended by the 300 ms deadline, not the 5 s node"
     assert result.failure is not None
     assert result.failure.node == "sleepy"
     assert "scenario deadline of 300 ms exceeded" in result.failure.reason

@@ -82,7 +82,7 @@ def test_incoming_timeout_without_caller_fails_fast(sipflow_pytester: pytest.Pyt
                                  "*expected: INCOMING"])
     (call,) = [r for r in result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
                if r.when == "call"]
-    assert 0.3 <= call.duration < 2.0, f"a 300 ms timeout took {call.duration:.2f} s to fail"
+    assert 0.3 <= call.duration < 5.0, f"a 300 ms timeout took {call.duration:.2f} s to fail"
 
 
 def test_event_before_its_node_waits_is_not_lost(sipflow_pytester: pytest.Pytester) -> None:
@@ -258,3 +258,41 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
                                 "--sipflow-port-base", "65500")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*sipflow ports: port block of worker 0 ends past 65535*"])
+
+
+POOL_REPORTER = """
+import json
+from pytest_sipflow.collect import session_key
+
+def pytest_sessionfinish(session):
+    pool = session.config.stash[session_key].pool
+    with open("pool.json", "w") as f:
+        json.dump({"live": pool.live_agents, "started": pool.started}, f)
+"""
+
+
+def test_pool_gives_back_agents_the_next_items_do_not_need(
+        sipflow_pytester: pytest.Pytester) -> None:
+    # Bug: after a large scenario the pool kept its high-water mark for the whole session.
+    many = [instance(f"u{i}", f"1{i}") for i in range(8)]
+    many += [event(f"t{i}", "TIMEOUT", f"u{i}", timeout=10) for i in range(8)]
+    edges = [e for i in range(8) for e in chain(f"u{i}", f"t{i}")]
+    sipflow_pytester.makefile(".sipflow.json", a_many=scenario(many, edges),
+                              b_basic=basic_call())
+    sipflow_pytester.makeconftest(POOL_REPORTER)
+    result = sipflow_pytester.runpytest()
+    result.assert_outcomes(passed=2)
+    seen = json.loads((sipflow_pytester.path / "pool.json").read_text())
+    assert seen["started"] >= 8
+    assert seen["live"] <= 2 + 4, seen  # what b_basic needs plus the pool's few spares
+
+
+def test_importing_the_plugin_imports_no_loader_engine_or_agent_code() -> None:
+    # Bug: every pytest run in the venv paid ~0.23 s for pydantic models built at import.
+    code = ("import sys, pytest_sipflow.plugin; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic' "
+            "or m in ('pytest_sipflow.schema', 'pytest_sipflow.graph', "
+            "'pytest_sipflow.engine.runner', 'pytest_sipflow.agent.client', "
+            "'pytest_sipflow.ua', 'pytest_sipflow.pool')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

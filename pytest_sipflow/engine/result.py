@@ -7,9 +7,6 @@ from typing import Any
 
 from .events import ExecutionEvent
 
-NODE_STATES = ("pending", "running", "completed", "failed", "cancelled", "skipped")
-
-
 @dataclass
 class NodeRun:
     id: str
@@ -58,15 +55,6 @@ class ScenarioResult:
     @property
     def passed(self) -> bool:
         return self.state == "completed"
-
-    def assert_passed(self) -> None:
-        """Raise the same assertion-diff failure a collected scenario file shows."""
-        __tracebackhide__ = True
-        if not self.passed:
-            from ..errors import ScenarioFailed
-            from ..report import render_failure
-
-            raise ScenarioFailed(self, render_failure(self))
 
     def node_states(self) -> dict[str, str]:
         return {node_id: run.state for node_id, run in self.nodes.items()}

@@ -43,13 +43,14 @@ class ScenarioRun:
     """One execution of a graph. ``run()`` blocks, cleans up, and returns the result."""
 
     def __init__(self, graph: Graph, agents: AgentProvider, settings: EngineSettings | None = None,
-                 listener: Listener | None = None, peers: dict[str, str] | None = None) -> None:
+                 listener: Listener | None = None, peers: dict[str, str] | None = None,
+                 result_type: type[ScenarioResult] = ScenarioResult) -> None:
         self.graph = graph
         self.peers = dict(peers or {})  # extra targets: a name or dn -> sip URI outside the graph
         self.provider = agents
         self.settings = settings or EngineSettings()
         self.listener = listener
-        self.result = ScenarioResult(name=graph.name, path=str(graph.path))
+        self.result = result_type(name=graph.name, path=str(graph.path))
         for step in graph.steps.values():
             self.result.nodes[step.id] = NodeRun(step.id, step.instance, step.chain, step.kind,
                                                  step.name, step.call_id)

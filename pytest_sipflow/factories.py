@@ -1,0 +1,67 @@
+"""The objects behind the ``sip_instance`` and ``scenario`` fixtures; no pytest in here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .core.targets import Directory
+from .engine.result import ScenarioResult
+from .scenario import Scenario, Source
+from .session import SipflowSession
+from .ua import DEFAULT_TIMEOUT, UserAgent
+
+
+class SipInstanceFactory:
+    """Creates live user agents for one test and takes them all back at teardown."""
+
+    def __init__(self, session: SipflowSession, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._session = session
+        self.timeout = timeout
+        self._agents: dict[str, UserAgent] = {}
+        self._directory = Directory()  # every instance of the test can call the others by name
+
+    def __call__(self, name: str, dn: str = "", *, label: str = "",
+                 codecs: Sequence[str] = ("PCMU", "PCMA"), auto_ringing: bool = True,
+                 timeout: float | None = None) -> UserAgent:
+        if name in self._agents:
+            raise ValueError(f"sip_instance {name!r} exists already in this test")
+        (agent,) = self._session.pool.acquire(1)
+        try:
+            ua = UserAgent(agent, name, dn=dn, label=label, codecs=codecs,
+                           auto_ringing=auto_ringing, timeout=timeout or self.timeout,
+                           directory=self._directory)
+        except BaseException:
+            self._session.pool.release(agent, healthy=False)
+            raise
+        self._agents[name] = ua
+        return ua
+
+    @property
+    def instances(self) -> list[UserAgent]:
+        return list(self._agents.values())
+
+    def close(self) -> None:
+        for ua in self._agents.values():
+            healthy = ua.close()
+            self._session.pool.release(ua.agent, healthy)
+        self._agents.clear()
+
+
+class ScenarioFactory:
+    """Loads scenario graphs for one test; relative paths are relative to the test file."""
+
+    def __init__(self, session: SipflowSession, base: Path) -> None:
+        self._session = session
+        self._base = base
+
+    def load(self, source: Source, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+             **top: Any) -> Scenario:
+        return Scenario.load(source, self._session.pool, overrides=overrides,
+                             settings=self._session.settings.engine, base=self._base, **top)
+
+    __call__ = load
+
+    def run(self, source: Source, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+            peers: Mapping[str, UserAgent | str] | None = None, **top: Any) -> ScenarioResult:
+        return self.load(source, overrides, **top).run(peers)
