@@ -1,7 +1,8 @@
 """Hook specifications of pytest-sipflow: watch a scenario run from a conftest.py.
 
-The hooks are called from the engine's instance threads, in the order the events
-happened (one lock serialises them); keep implementations short and thread-safe.
+The hooks are called on the thread that runs the item (pytest's main thread for a
+collected file), in the order the events happened. The engine queues events and delivers
+them between its waits: never on an agent's reader thread, never under an engine lock.
 """
 
 from __future__ import annotations

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
 
-from .engine.settings import EngineSettings
+from .engine.settings import EngineSettings, TlsSettings
 from .ports import PortPlan, worker_index
 from .session import Settings
+from .sip import LOOPBACK, TRANSPORT_PORTS
+
+
+def _bool(text: str) -> bool:
+    return str(text).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _transport(text: str) -> str:
+    value = str(text).strip().upper()
+    if value not in TRANSPORT_PORTS:
+        raise ValueError(f"{text!r} is not one of udp, tcp, tls")
+    return value
+
+
+def _address(text: str) -> str:
+    return str(ipaddress.ip_address(str(text).strip()))
+
+
+def _file(text: str) -> str:
+    path = os.path.abspath(os.path.expanduser(str(text)))
+    if not os.path.isfile(path):
+        raise ValueError(f"no such file: {text}")
+    return path
 
 
 @dataclass(frozen=True)
@@ -24,9 +49,16 @@ class Option:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def is_switch(self) -> bool:
+        return self.type is _bool
 
-def _bool(text: str) -> bool:
-    return str(text).strip().lower() in ("1", "true", "yes", "on")
+    def describe_default(self) -> str:
+        if self.default is None:
+            return "none"
+        if isinstance(self.default, bool):
+            return "on" if self.default else "off"
+        return f"{self.default:g}" if isinstance(self.default, (int, float)) else str(self.default)
 
 
 OPTIONS = (
@@ -40,6 +72,20 @@ OPTIONS = (
            "(the spec's default is 10000)", "MS"),
     Option("sipflow_scenario_timeout", float, 60000.0, "deadline in ms of a whole scenario "
            "whose file sets no \"timeout\"", "MS"),
+    Option("sipflow_registrar", str, None, "registrar/proxy HOST[:PORT] of the server under "
+           "test, for instances without their own pbxHost (real mode)", "HOST[:PORT]"),
+    Option("sipflow_transport", _transport, "udp", "transport to the registrar for instances "
+           "without their own pbxTransport: udp, tcp or tls", "udp|tcp|tls"),
+    Option("sipflow_register_timeout", float, 5000.0, "how long in ms a registration or "
+           "un-registration may take before it fails with no response", "MS"),
+    Option("sipflow_tls_ca", _file, None, "PEM file of CA certificates trusted besides the "
+           "system's, to verify the server's TLS certificate", "FILE"),
+    Option("sipflow_tls_cert", _file, None, "PEM client certificate for mutual TLS", "FILE"),
+    Option("sipflow_tls_key", _file, None, "PEM private key of --sipflow-tls-cert", "FILE"),
+    Option("sipflow_tls_insecure", _bool, False, "do not verify the server's TLS certificate "
+           "(the report header says so)"),
+    Option("sipflow_bind_address", _address, LOOPBACK, "local IP address for SIP and RTP",
+           "ADDR"),
 )
 FULL_TRACE_HELP = "show internal tracebacks with sipflow failures (also on with --fulltrace)"
 
@@ -47,9 +93,16 @@ FULL_TRACE_HELP = "show internal tracebacks with sipflow failures (also on with 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("sipflow", "SIP scenario testing (pytest-sipflow)")
     for opt in OPTIONS:
-        group.addoption(opt.flag, dest=opt.name, type=opt.type, default=None, metavar=opt.metavar,
-                        help=f"{opt.help} (default {opt.default:g})")
-        parser.addini(opt.name, opt.help, default=str(opt.default))
+        help_text = f"{opt.help} (default {opt.describe_default()})"
+        if opt.is_switch:
+            group.addoption(opt.flag, dest=opt.name, action="store_true", default=None,
+                            help=help_text)
+            parser.addini(opt.name, opt.help, type="bool", default=opt.default)
+        else:
+            group.addoption(opt.flag, dest=opt.name, default=None, metavar=opt.metavar,
+                            help=help_text)
+            parser.addini(opt.name, opt.help,
+                          default=None if opt.default is None else str(opt.default))
     group.addoption("--sipflow-full-trace", dest="sipflow_full_trace", action="store_true",
                     default=None, help=FULL_TRACE_HELP)
     parser.addini("sipflow_full_trace", FULL_TRACE_HELP, type="bool", default=False)
@@ -57,13 +110,17 @@ def add_options(parser: pytest.Parser) -> None:
 
 def _value(config: pytest.Config, opt: Option) -> Any:
     cli = config.getoption(opt.name)
-    if cli is not None:
-        return cli
+    where, raw = (opt.flag, cli) if cli is not None else (f"ini option {opt.name}",
+                                                          config.getini(opt.name))
+    if raw is None or raw == "":
+        return opt.default
+    if opt.is_switch and isinstance(raw, bool):
+        return raw
     try:
-        return opt.type(config.getini(opt.name))
-    except ValueError:
-        raise pytest.UsageError(f"ini option {opt.name} = {config.getini(opt.name)!r}: "
-                                f"expected a number") from None
+        return opt.type(raw)
+    except ValueError as exc:
+        detail = str(exc) if opt.type not in (int, float) else "expected a number"
+        raise pytest.UsageError(f"{where} = {raw!r}: {detail}") from None
 
 
 def settings_from_config(config: pytest.Config) -> Settings:
@@ -71,24 +128,41 @@ def settings_from_config(config: pytest.Config) -> Settings:
     workerinput = getattr(config, "workerinput", None)
     worker = worker_index(workerinput["workerid"]) if workerinput else worker_index()
     plan = PortPlan(int(values["sipflow_port_base"]), int(values["sipflow_port_range"]),
-                    int(values["sipflow_rtp_port_base"]), worker)
+                    int(values["sipflow_rtp_port_base"]), worker,
+                    address=values["sipflow_bind_address"])
     try:
         plan.check()
     except ValueError as exc:
         raise pytest.UsageError(f"sipflow ports: {exc}") from None
-    for name in ("sipflow_event_timeout", "sipflow_scenario_timeout"):
+    for name in ("sipflow_event_timeout", "sipflow_scenario_timeout", "sipflow_register_timeout"):
         if values[name] < 0:
             raise pytest.UsageError(f"{name} must not be negative")
+    if bool(values["sipflow_tls_cert"]) != bool(values["sipflow_tls_key"]):
+        raise pytest.UsageError("--sipflow-tls-cert and --sipflow-tls-key go together")
     full = config.getoption("sipflow_full_trace")
     full_trace = bool(full) if full is not None else bool(config.getini("sipflow_full_trace"))
     full_trace = full_trace or bool(config.getoption("fulltrace", False))
+    tls = TlsSettings(ca_file=values["sipflow_tls_ca"], cert_file=values["sipflow_tls_cert"],
+                      key_file=values["sipflow_tls_key"],
+                      verify=not values["sipflow_tls_insecure"])
     engine = EngineSettings(event_timeout_ms=values["sipflow_event_timeout"],
-                            scenario_timeout_ms=values["sipflow_scenario_timeout"])
+                            scenario_timeout_ms=values["sipflow_scenario_timeout"],
+                            registrar=values["sipflow_registrar"] or None,
+                            transport=values["sipflow_transport"], tls=tls,
+                            bind_address=values["sipflow_bind_address"],
+                            register_timeout_s=values["sipflow_register_timeout"] / 1000.0)
     return Settings(plan, engine, full_trace)
 
 
 def report_header(settings: Settings) -> str:
     e = settings.engine
-    return (f"sipflow: {settings.ports.describe()}; event timeout {e.event_timeout_ms:g} ms, "
+    line = (f"sipflow: {settings.ports.describe()}; event timeout {e.event_timeout_ms:g} ms, "
             f"scenario timeout {e.scenario_timeout_ms:g} ms"
             + ("; full trace" if settings.full_trace else ""))
+    if e.registrar:
+        line += f"\nsipflow: real mode: registrar {e.registrar} over {e.transport}"
+    if not e.tls.verify:
+        line += "\nsipflow: TLS certificates are NOT verified (--sipflow-tls-insecure)"
+    elif e.tls.ca_file:
+        line += f"\nsipflow: TLS CA file {e.tls.ca_file}"
+    return line

@@ -10,6 +10,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from .sip import LOOPBACK
+
 RTP_PORTS_PER_AGENT = 20  # 4 calls x (RTP + RTCP), with room for pjsua's own retries
 
 
@@ -19,6 +21,7 @@ class PortPlan:
     sip_range: int = 400  # SIP ports in one worker's block (every second one is used)
     rtp_base: int = 20000
     worker: int = 0
+    address: str = LOOPBACK  # local address of every agent's SIP and RTP
 
     @property
     def sip_first(self) -> int:
@@ -50,7 +53,7 @@ class PortPlan:
 
     def describe(self) -> str:
         rtp_last = self.rtp_first + self.rtp_block - 1
-        return (f"SIP 127.0.0.1:{self.sip_first}-{self.sip_last} (step 2), "
+        return (f"SIP {self.address}:{self.sip_first}-{self.sip_last} (step 2), "
                 f"RTP {self.rtp_first}-{rtp_last}")
 
     def check(self) -> None:
