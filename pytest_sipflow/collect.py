@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -12,6 +13,7 @@ from .engine.events import ActionLogEvent, ExecutionEvent, NodeStateEvent
 from .engine.result import ScenarioResult
 from .engine.runner import run_scenario
 from .errors import ScenarioFailed, ScenarioFormatError, SipflowError
+from .ports import worker_index
 from .report import render_failure
 from .session import SipflowSession
 
@@ -26,13 +28,14 @@ def is_scenario(path: Path) -> bool:
 class SipflowFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         try:
-            graph = graph_mod.load(self.path)
+            graph = graph_mod.load(self.path, _load_options(self.config))
         except ScenarioFormatError as exc:
             self.config.stash[session_key].refused_files.add(self.nodeid)
             exc.path = _display_path(self.path, self.config.rootpath)
             raise
         item = SipflowItem.from_parent(self, name=graph.name, graph=graph)
         item.add_marker("sipflow")
+        _register_markers(self.config, graph.markers)
         for marker in graph.markers:
             item.add_marker(marker)
         yield item
@@ -82,6 +85,24 @@ def only_refused_files_failed(session: pytest.Session) -> bool:
     """
     refused = session.config.stash[session_key].refused_files
     return bool(refused) and session.testsfailed == len(refused)
+
+
+def _load_options(config: pytest.Config) -> graph_mod.LoadOptions:
+    """Environment, xdist worker number and registrar setting, as loading needs them."""
+    settings = config.stash[session_key].settings
+    worker_id = getattr(config, "workerinput", {}).get("workerid")
+    return graph_mod.LoadOptions(
+        env=os.environ, worker=worker_index(worker_id),
+        registrar_configured=bool(getattr(settings, "registrar", None)))
+
+
+def _register_markers(config: pytest.Config, markers: list[str]) -> None:
+    """Markers a file declares are registered, so pytest raises no unknown-mark warning."""
+    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    for name in markers:
+        if name not in known:
+            config.addinivalue_line("markers", f"{name}: declared by a sipflow scenario file")
+            known.add(name)
 
 
 def _display_path(path: Path, root: Path) -> str:
