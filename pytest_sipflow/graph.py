@@ -137,7 +137,12 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
             continue
         seen.add(node.id)
         expanded, errs = expand_data(node.data, variables, node.id)
-        data, more = schema.parse_node_data(node, expanded) if not errs else (None, [])
+        if errs:  # values would be half-expanded: only check which keys are written
+            model, more = schema.node_model(node)
+            more += schema.unknown_keys(model, node.data, node.id) if model else []
+            data = None
+        else:
+            data, more = schema.parse_node_data(node, expanded)
         problems += errs + more
         if data is None:
             if node.type == "sipInstance":

@@ -3,7 +3,7 @@
 Sans-io: the environment is a mapping passed in, so tests and the plugin decide where
 values come from. Pure Python (no pydantic, no pytest): the plugin may import it cheaply.
 Only the ``${...}`` form is special; a plain ``$`` (``$NAME``, ``$$``, a regex anchor) is
-left as written. A default is literal text up to the first ``}``.
+left as written. A default is literal text up to the first ``}`` and holds no reference.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ def expand_text(text: str, env: Mapping[str, str], node: str | None, field: str,
             pos = start + 2
             continue
         name, default = match.group(1), match.group(2)
+        if default is not None and "${" in default:
+            problems.append(Problem(f"a default cannot contain a reference (in ${{{name}:-…}})",
+                                    node, field))
+            default = ""
         if env.get(name) or (name in env and default is None):
             parts.append(env[name])
         elif default is not None:  # as in the shell: unset or empty takes the default
