@@ -426,3 +426,11 @@ def test_markers_a_file_declares_are_registered(sipflow_pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["tagged.sipflow.json::tagged", "*1/2 tests collected*"])
     assert "PytestUnknownMarkWarning" not in result.stdout.str()
     assert result.ret == 0
+
+
+def test_deeply_nested_data_is_refused_not_a_recursion_error() -> None:
+    deep: Any = "x"
+    for _ in range(900):
+        deep = [deep]
+    message = refusal(doc_with(lambda d: data(d, "call").update(headers={"X-A": deep})))
+    assert "node 'call', field 'data.headers.X-A" in message and "nested more than" in message
