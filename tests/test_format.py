@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import basic_call, chain, command, event, instance, scenario
+from conftest import REPO, basic_call, chain, command, event, instance, scenario
 from pytest_sipflow import graph, schema
 from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
 
@@ -434,3 +434,15 @@ def test_deeply_nested_data_is_refused_not_a_recursion_error() -> None:
         deep = [deep]
     message = refusal(doc_with(lambda d: data(d, "call").update(headers={"X-A": deep})))
     assert "node 'call', field 'data.headers.X-A" in message and "nested more than" in message
+
+
+def test_reference_page_names_every_node_key_and_editor_key() -> None:
+    page = (REPO / "docs" / "reference.md").read_text()
+    models = [schema.SipInstanceData, *schema.COMMANDS.values(), *schema.EVENTS.values()]
+    names = [*schema.COMMANDS, *schema.EVENTS, *schema.EDITOR_KEYS,
+             *(key for model in models for key in model.known_keys())]
+    missing = sorted({name for name in names
+                      if not re.search(rf"`{name}`|^###.*\b{name}\b", page, flags=re.M)})
+    assert not missing, f"docs/reference.md does not mention {missing}"
+    for scope, key in graph.NOT_YET:
+        assert f"`{scope if key == '*' else key}`" in page or scope in page
