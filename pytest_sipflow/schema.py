@@ -537,8 +537,10 @@ def parse_document(value: Any, path: str) -> Document:
         raise ScenarioFormatError(path, _problems(exc)) from None
 
 
-def node_model(node: RawNode) -> tuple[type[_Model] | None, list[Problem]]:
+def node_model(node: RawNode, data: dict[str, Any] | None = None,
+               ) -> tuple[type[_Model] | None, list[Problem]]:
     """The model a node's data follows, from its ``type`` and ``command``/``event`` key."""
+    data = node.data if data is None else data
     if node.type == "sipInstance":
         return SipInstanceData, []
     if node.type not in ("command", "event"):
@@ -546,10 +548,10 @@ def node_model(node: RawNode) -> tuple[type[_Model] | None, list[Problem]]:
             f"unknown node type {node.type!r}; allowed: {', '.join(NODE_TYPES)}", node.id, "type")]
     key = node.type
     table: dict[str, Any] = COMMANDS if key == "command" else EVENTS
-    if key not in node.data:
+    if key not in data:
         return None, [Problem(f"the {key} key is missing from data; one of: {', '.join(table)}",
                               node.id, key)]
-    name = node.data[key]
+    name = data[key]
     if not isinstance(name, str) or name not in table:
         close = did_you_mean(name, table) if isinstance(name, str) else ""
         return None, [Problem(f"unknown {key} {name!r}{close}; allowed: {', '.join(table)}",
@@ -580,7 +582,7 @@ def parse_node_data(node: RawNode, data: dict[str, Any] | None = None,
     ``data`` replaces ``node.data`` when given (the environment-expanded copy).
     """
     data = node.data if data is None else data
-    model, problems = node_model(node)
+    model, problems = node_model(node, data)
     if model is None:
         return None, problems
     problems = unknown_keys(model, data, node.id)

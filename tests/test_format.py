@@ -35,6 +35,16 @@ def edge(doc: Doc, source: str) -> Doc:
     return next(e for e in doc["edges"] if e["source"] == source)
 
 
+def set_data(node_id: str, **values: Any) -> Callable[[Doc], None]:
+    """Change: update the data of one node."""
+    return lambda d: data(d, node_id).update(values)
+
+
+def set_edge(source: str, **values: Any) -> Callable[[Doc], None]:
+    """Change: update the edge leaving ``source``."""
+    return lambda d: edge(d, source).update(values)
+
+
 def add(*nodes: Doc) -> Callable[[Doc], None]:
     """Append nodes (reached from nothing: a warning, which load() below ignores)."""
     return lambda d: d["nodes"].extend(nodes)
@@ -60,58 +70,58 @@ REFUSALS: dict[str, tuple[Callable[[Doc], Any], str | None, str, str]] = {
     "typo in a key": (add(event("dr", "DTMFReceived", "b", expectedDigts="999")),
                       "dr", "data.expectedDigts",
                       "unknown key 'expectedDigts'; did you mean 'expectedDigits'?"),
-    "snake_case key": (lambda d: data(d, "call").update(target_uri="200"),
+    "snake_case key": (set_data("call", target_uri="200"),
                        "call", "data.target_uri", "did you mean 'targetUri'?"),
-    "key of another node type": (lambda d: data(d, "in").update(digits="1"),
+    "key of another node type": (set_data("in", digits="1"),
                                  "in", "data.digits", "unknown key 'digits'"),
-    "instance key typo": (lambda d: data(d, "a").update(pbxHots="pbx"),
+    "instance key typo": (set_data("a", pbxHots="pbx"),
                           "a", "data.pbxHots", "did you mean 'pbxHost'?"),
-    "sourceHandle case": (lambda d: edge(d, "call").update(sourceHandle="Failure"),
+    "sourceHandle case": (set_edge("call", sourceHandle="Failure"),
                           "call", "sourceHandle", "did you mean 'failure'?"),
-    "sourceHandle word": (lambda d: edge(d, "call").update(sourceHandle="error"),
+    "sourceHandle word": (set_edge("call", sourceHandle="error"),
                           "call", "sourceHandle", "names no branch"),
-    "branchType": (lambda d: edge(d, "call").update(data={"branchType": "fail"}),
+    "branchType": (set_edge("call", data={"branchType": "fail"}),
                    "call", "data.branchType", "did you mean 'failure'?"),
-    "handle against branchType": (lambda d: edge(d, "call").update(
-        sourceHandle="success", data={"branchType": "failure"}), "call", "sourceHandle",
-        "contradicts branchType 'failure'"),
+    "handle against branchType": (set_edge("call", sourceHandle="success",
+                                           data={"branchType": "failure"}),
+                                  "call", "sourceHandle", "contradicts branchType 'failure'"),
     "missing command": (lambda d: data(d, "call").pop("command"),
                         "call", "command", "the command key is missing"),
     "missing event": (lambda d: data(d, "in").pop("event"),
                       "in", "event", "the event key is missing"),
-    "command typo": (lambda d: data(d, "call").update(command="MakeCal"),
+    "command typo": (set_data("call", command="MakeCal"),
                      "call", "command", "did you mean 'MakeCall'?"),
-    "shared local dn": (lambda d: data(d, "b").update(dn="100"),
+    "shared local dn": (set_data("b", dn="100"),
                         "b", "data.dn", "dn '100' is also the dn of 'a'"),
-    "transport": (lambda d: data(d, "a").update(pbxTransport="SCTP"),
+    "transport": (set_data("a", pbxTransport="SCTP"),
                   "a", "data.pbxTransport", "allowed: UDP, TCP, TLS"),
-    "expectHeaders regex": (lambda d: data(d, "in").update(expectHeaders={"From": "(("}),
+    "expectHeaders regex": (set_data("in", expectHeaders={"From": "(("}),
                             "in", "data.expectHeaders", "invalid regular expression '(('"),
-    "notMatch regex": (lambda d: data(d, "in").update(expectHeaders={"To": {"notMatch": "[a"}}),
+    "notMatch regex": (set_data("in", expectHeaders={"To": {"notMatch": "[a"}}),
                        "in", "data.expectHeaders", "invalid regular expression '[a'"),
-    "check shape": (lambda d: data(d, "in").update(expectHeaders={"To": {"absent": False}}),
+    "check shape": (set_data("in", expectHeaders={"To": {"absent": False}}),
                     "in", "data.expectHeaders", '{"absent": true}'),
     "MESSAGE body regex": (add(event("m", "MESSAGE", "b", expectedBody="*x")),
                            "m", "data.expectedBody", "invalid regular expression"),
-    "empty header name": (lambda d: data(d, "call").update(headers={"": "x"}),
+    "empty header name": (set_data("call", headers={"": "x"}),
                           "call", "data.headers", "invalid header name ''"),
-    "header name with space": (lambda d: data(d, "call").update(headers={"X Tag": "x"}),
+    "header name with space": (set_data("call", headers={"X Tag": "x"}),
                                "call", "data.headers", "invalid header name 'X Tag'"),
-    "header name with colon": (lambda d: data(d, "call").update(headers={"X-Tag:": "x"}),
+    "header name with colon": (set_data("call", headers={"X-Tag:": "x"}),
                                "call", "data.headers", "without spaces, colons"),
-    "header name with CRLF": (lambda d: data(d, "call").update(headers={"X\r\nY": "x"}),
+    "header name with CRLF": (set_data("call", headers={"X\r\nY": "x"}),
                               "call", "data.headers", "invalid header name"),
-    "header value with CRLF": (lambda d: data(d, "call").update(headers={"X-A": "1\r\nVia: x"}),
+    "header value with CRLF": (set_data("call", headers={"X-A": "1\r\nVia: x"}),
                                "call", "data.headers", "header 'X-A': the value contains a line break"),
-    "header value not text": (lambda d: data(d, "call").update(headers={"X-A": 1}),
+    "header value not text": (set_data("call", headers={"X-A": 1}),
                               "call", "data.headers", "the value is a string"),
     "marker name": (lambda d: d.update(markers=["smoke", "not a name"]),
                     None, "markers", "'not a name' are not Python identifiers"),
-    "unset variable": (lambda d: data(d, "a").update(password="${PBX_PW_1001}"),
+    "unset variable": (set_data("a", password="${PBX_PW_1001}"),
                        "a", "data.password", "environment variable PBX_PW_1001 is not set"),
-    "malformed reference": (lambda d: data(d, "call").update(targetUri="${TARGET"),
+    "malformed reference": (set_data("call", targetUri="${TARGET"),
                             "call", "data.targetUri", "malformed environment reference '${TARGET'"),
-    "reference in a default": (lambda d: data(d, "call").update(targetUri="${T:-2${W}0}"),
+    "reference in a default": (set_data("call", targetUri="${T:-2${W}0}"),
                                "call", "data.targetUri", "a default cannot contain a reference"),
 }
 
@@ -348,6 +358,11 @@ def test_sipflow_worker_is_always_defined(env: dict[str, str], worker: int | Non
     g = load(doc_with(lambda d: data(d, "a").update(dn="${SIPFLOW_WORKER}")), env=env,
              worker=worker)
     assert g.instances["a"].data.dn == expected
+
+
+def test_the_command_name_may_come_from_the_environment_too() -> None:
+    g = load(doc_with(set_data("bye", command="${HANG_UP:-Release}")), env={})
+    assert g.steps["bye"].name == "Release"
 
 
 def test_an_empty_variable_takes_the_default_as_in_the_shell() -> None:
