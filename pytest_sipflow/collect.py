@@ -6,18 +6,20 @@ file is collected or run, so a pytest run without scenarios pays nothing for the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
 from .errors import ScenarioFailed, ScenarioFormatError, SipflowError
+from .ports import worker_index
 from .session import SipflowSession
 
 if TYPE_CHECKING:
     from .engine.events import ExecutionEvent
     from .engine.result import ScenarioResult
-    from .graph import Graph
+    from .graph import Graph, LoadOptions
 
 SUFFIX = ".sipflow.json"
 session_key = pytest.StashKey[SipflowSession]()
@@ -32,13 +34,14 @@ class SipflowFile(pytest.File):
         from . import graph as graph_mod
 
         try:
-            graph = graph_mod.load(self.path)
+            graph = graph_mod.load(self.path, _load_options(self.config))
         except ScenarioFormatError as exc:
             self.config.stash[session_key].refused_files.add(self.nodeid)
             exc.path = _display_path(self.path, self.config.rootpath)
             raise
         item = SipflowItem.from_parent(self, name=graph.name, graph=graph)
         item.add_marker("sipflow")
+        _register_markers(self.config, graph.markers)
         for marker in graph.markers:
             item.add_marker(marker)
         yield item
@@ -91,6 +94,25 @@ def only_refused_files_failed(session: pytest.Session) -> bool:
     """
     refused = session.config.stash[session_key].refused_files
     return bool(refused) and session.testsfailed == len(refused)
+
+
+def _load_options(config: pytest.Config) -> "LoadOptions":
+    """Environment, xdist worker number and registrar setting, as loading needs them."""
+    from .graph import LoadOptions
+
+    settings = config.stash[session_key].settings
+    worker_id = getattr(config, "workerinput", {}).get("workerid")
+    return LoadOptions(env=os.environ, worker=worker_index(worker_id),
+                       registrar_configured=bool(settings.engine.registrar))
+
+
+def _register_markers(config: pytest.Config, markers: list[str]) -> None:
+    """Markers a file declares are registered, so pytest raises no unknown-mark warning."""
+    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    for name in markers:
+        if name not in known:
+            config.addinivalue_line("markers", f"{name}: declared by a sipflow scenario file")
+            known.add(name)
 
 
 def _display_path(path: Path, root: Path) -> str:

@@ -1,24 +1,47 @@
-"""pydantic models of the ``*.sipflow.json`` format (spec: scenario-format.md).
+"""pydantic models of the ``*.sipflow.json`` format (docs/reference.md is the user's view).
 
-The models accept everything the SIPFLOW editor writes (unknown keys are ignored) and
-normalise aliases (``AttendedTransfer`` -> ``MuteTransfer``, ``HoldEvent`` -> ``HELD``)
-so the rest of the package only ever sees canonical names.
+Strict inside a node's ``data``: every key is either one the format defines for that node
+or one of the SIPFLOW editor's own display keys (:data:`EDITOR_KEYS`), so a typo such as
+``expectedDigts`` is refused instead of silently doing nothing. Lenient everywhere the
+editor draws (node-level ``position``/``width``/…, edge ``animated``/…, top-level keys).
+Aliases are normalised (``AttendedTransfer`` -> ``MuteTransfer``, ``HoldEvent`` -> ``HELD``,
+``authUser`` -> ``username``) so the rest of the package only sees canonical names.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, PlainValidator, SecretStr,
+                      ValidationError, field_validator, model_validator)
 from pydantic.alias_generators import to_camel
 
 from .errors import Problem, ScenarioFormatError
-
-DTMF_DIGITS = "0123456789*#ABCD"
+from .sip import DTMF_DIGITS, TRANSPORT_PORTS
+from .values import is_secret
 
 Millis = Annotated[float, Field(ge=0)]
+
+#: Keys the SIPFLOW editor itself writes into a node's ``data`` (display, its own server
+#: references, legacy fields): accepted on every node and ignored. Taken from the editor's
+#: node types (SipInstanceNodeData, CommandNodeData, EventNodeData, BranchEdgeData).
+EDITOR_KEYS = frozenset({
+    "label", "color", "condition", "branchType", "pbxInstanceId", "serverId",
+    "transferTarget", "description", "icon",
+})
+
+#: ``sourceHandle`` / ``data.branchType`` values that choose a branch (spec §3).
+BRANCHES = ("success", "failure")
+#: Handle ids the editor writes that carry no branch: its node shell's one output handle.
+NEUTRAL_HANDLES = ("source",)
+
+# RFC 3261 token: a header name has no spaces, colons or line breaks.
+_TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 
 
 class _Model(BaseModel):
@@ -26,6 +49,99 @@ class _Model(BaseModel):
         extra="ignore", alias_generator=to_camel, populate_by_name=True, frozen=True
     )
 
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        """The camelCase keys a file may write for this model (aliases included)."""
+        keys: list[str] = []
+        for name, info in cls.model_fields.items():
+            if isinstance(info.validation_alias, AliasChoices):
+                keys += [c for c in info.validation_alias.choices if isinstance(c, str)]
+            else:
+                keys.append(info.alias or name)
+        return keys
+
+
+def _text_number(value: Any) -> Any:
+    """The editor sometimes writes numbers where the format says strings."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _dtmf(value: Any) -> Any:
+    value = _text_number(value)
+    if isinstance(value, str):
+        value = value.upper()
+        bad = sorted({c for c in value if c not in DTMF_DIGITS})
+        if bad:
+            raise ValueError(f"invalid DTMF digit(s) {''.join(bad)!r}; allowed: 0-9 * # A-D")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except (re.error, OverflowError, RecursionError, ValueError) as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+def _header_name(name: str) -> None:
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"invalid header name {name!r}: a SIP header name is a non-empty "
+                         "token without spaces, colons or line breaks")
+
+
+# --- header lists --------------------------------------------------------------------------
+
+
+def _headers(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError('headers is an object {"Name": "value", …}')
+    for name, text in value.items():
+        _header_name(name)
+        if not isinstance(text, str):
+            raise ValueError(f"header {name!r}: the value is a string (got {text!r})")
+        if "\r" in text or "\n" in text:
+            raise ValueError(f"header {name!r}: the value contains a line break")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class HeaderCheck:
+    """One ``expectHeaders`` check (§4.9): a regex to find, one not to find, or absence."""
+
+    kind: Literal["match", "notMatch", "absent"]
+    pattern: str = ""
+
+    def describe(self) -> str:
+        return {"match": f"matches {self.pattern!r}", "notMatch": f"does not match "
+                f"{self.pattern!r}", "absent": "is absent"}[self.kind]
+
+
+def _check(name: str, spec: Any) -> HeaderCheck:
+    if isinstance(spec, str):
+        return HeaderCheck("match", _regex(spec))
+    if isinstance(spec, dict) and spec == {"absent": True}:
+        return HeaderCheck("absent")
+    if isinstance(spec, dict) and set(spec) == {"notMatch"} and isinstance(spec["notMatch"], str):
+        return HeaderCheck("notMatch", _regex(spec["notMatch"]))
+    raise ValueError(f'check of {name!r} is a regex string, {{"absent": true}} or '
+                     f'{{"notMatch": "regex"}} (got {spec!r})')
+
+
+def _expect_headers(value: Any) -> dict[str, HeaderCheck]:
+    if not isinstance(value, dict):
+        raise ValueError('expectHeaders is an object {"Name": check, …}')
+    out = {}
+    for name, spec in value.items():
+        _header_name(name)
+        out[name] = _check(name, spec)
+    return out
+
+
+Headers = Annotated[dict[str, str], PlainValidator(_headers)]
+ExpectHeaders = Annotated[dict[str, HeaderCheck], PlainValidator(_expect_headers)]
+StatusCode = Annotated[int, Field(ge=100, le=699)]
+FinalCode = Annotated[int, Field(ge=200, le=699)]
 
 # --- sipInstance ---------------------------------------------------------------------
 
@@ -36,25 +152,30 @@ class SipInstanceData(_Model):
     register_: bool = Field(True, alias="register")
     pbx_host: str = ""
     pbx_port: str | int = ""
-    pbx_transport: Literal["UDP", "TCP", "TLS"] = "UDP"
+    pbx_transport: str = "UDP"
     register_interval_seconds: int = Field(300, ge=0)
     codecs: list[str] = Field(default_factory=lambda: ["PCMU", "PCMA"])
-    username: str | None = None
-    password: str | None = None
-    auth_user: str | None = None
+    username: str | None = Field(None, validation_alias=AliasChoices("username", "authUser"))
+    password: SecretStr | None = None  # shown as '**********' in every repr
     realm: str | None = None
+    domain: str = ""
+    outbound_proxy: str = ""
     auto_ringing: bool = True
 
-    @field_validator("dn", "pbx_port", mode="before")
+    @field_validator("dn", "pbx_port", "username", "password", mode="before")
     @classmethod
     def _numbers_as_text(cls, value: Any) -> Any:
-        # The editor sometimes writes numbers where the format says strings.
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        return _text_number(value)
 
     @field_validator("pbx_transport", mode="before")
     @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+    def _transport(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.upper() not in TRANSPORT_PORTS and value != "":
+            raise ValueError(f"unknown transport; allowed: {', '.join(TRANSPORT_PORTS)} "
+                             "(any case)")
+        return value.upper() or "UDP"
 
 
 # --- command / event -------------------------------------------------------------------
@@ -83,37 +204,44 @@ class CommandData(_Step):
     canonical: ClassVar[str] = ""
 
 
-class MakeCall(CommandData):
+class _Sends(CommandData):
+    """A command that sends a SIP message: ``headers`` are added to that message."""
+
+    headers: Headers = Field(default_factory=dict)
+
+
+class MakeCall(_Sends):
     canonical: ClassVar[str] = "MakeCall"
     target_uri: str = Field(min_length=1)
-    headers: dict[str, str] = Field(default_factory=dict)
+    expected_status_code: FinalCode | None = None
+    expect_headers: ExpectHeaders = Field(default_factory=dict)
 
 
-class Answer(CommandData):
+class Answer(_Sends):
     canonical: ClassVar[str] = "Answer"
     status_code: int = Field(200, ge=200, le=299)
 
 
-class Response(CommandData):
+class Response(_Sends):
     canonical: ClassVar[str] = "Response"
-    status_code: int = Field(ge=100, le=699)
+    status_code: StatusCode
     reason: str | None = None
 
 
-class Release(CommandData):
+class Release(_Sends):
     canonical: ClassVar[str] = "Release"
     status_code: int | None = Field(None, ge=300, le=699)
 
 
-class Hold(CommandData):
+class Hold(_Sends):
     canonical: ClassVar[str] = "Hold"
 
 
-class Retrieve(CommandData):
+class Retrieve(_Sends):
     canonical: ClassVar[str] = "Retrieve"
 
 
-class BlindTransfer(CommandData):
+class BlindTransfer(_Sends):
     canonical: ClassVar[str] = "BlindTransfer"
     target_uri: str | None = None
     target_user: str | None = None
@@ -126,13 +254,13 @@ class BlindTransfer(CommandData):
         return self
 
 
-class MuteTransfer(CommandData):
+class MuteTransfer(_Sends):
     canonical: ClassVar[str] = "MuteTransfer"
     primary_call_id: str = Field(min_length=1)
     consult_call_id: str = Field(min_length=1)
 
 
-class SendDTMF(CommandData):
+class SendDTMF(_Sends):
     canonical: ClassVar[str] = "SendDTMF"
     digits: str = Field(min_length=1)
     interval_ms: Millis = 100
@@ -141,14 +269,7 @@ class SendDTMF(CommandData):
     @field_validator("digits", mode="before")
     @classmethod
     def _digits(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if isinstance(value, str):
-            value = value.upper()
-            bad = sorted({c for c in value if c not in DTMF_DIGITS})
-            if bad:
-                raise ValueError(f"invalid DTMF digit(s) {''.join(bad)!r}; allowed: 0-9 * # A-D")
-        return value
+        return _dtmf(value)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -161,8 +282,27 @@ class PlayAudio(CommandData):
     file_path: str = Field(min_length=1)
 
 
+class Register(_Sends):
+    canonical: ClassVar[str] = "Register"
+    expected_status_code: FinalCode | None = None
+    expect_headers: ExpectHeaders = Field(default_factory=dict)
+
+
+class Unregister(CommandData):
+    canonical: ClassVar[str] = "Unregister"
+
+
+class SendMessage(_Sends):
+    canonical: ClassVar[str] = "SendMessage"
+    target_uri: str = Field(min_length=1)
+    body: str = ""
+    content_type: str = Field("text/plain", min_length=1)
+
+
 class EventData(_Step):
     event: str
+    absent: bool = False
+    expect_headers: ExpectHeaders = Field(default_factory=dict)
     canonical: ClassVar[str] = ""
 
 
@@ -173,9 +313,7 @@ class Incoming(EventData):
     @field_validator("number", mode="before")
     @classmethod
     def _number(cls, value: Any) -> Any:
-        if value == "":
-            return None
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        return None if value == "" else _text_number(value)
 
 
 class Ringing(EventData):
@@ -198,16 +336,7 @@ class DTMFReceived(EventData):
     @field_validator("expected_digit", "expected_digits", mode="before")
     @classmethod
     def _digits(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if value == "":
-            return None
-        if isinstance(value, str):
-            value = value.upper()
-            bad = sorted({c for c in value if c not in DTMF_DIGITS})
-            if bad:
-                raise ValueError(f"invalid DTMF digit(s) {''.join(bad)!r}; allowed: 0-9 * # A-D")
-        return value
+        return None if value == "" else _dtmf(value)
 
     @field_validator("expected_digit")
     @classmethod
@@ -235,20 +364,35 @@ class Transferred(EventData):
 
 class Notify(EventData):
     canonical: ClassVar[str] = "NOTIFY"
-    status_code: int | None = Field(None, ge=100, le=699)
+    status_code: StatusCode | None = None
+
+
+class Connected(EventData):
+    canonical: ClassVar[str] = "CONNECTED"
+    expected_codec: str | None = None
+
+
+class Message(EventData):
+    canonical: ClassVar[str] = "MESSAGE"
+    expected_body: str | None = None
+
+    @field_validator("expected_body")
+    @classmethod
+    def _body_regex(cls, value: str | None) -> str | None:
+        return None if value is None else _regex(value)
 
 
 COMMANDS: dict[str, type[CommandData]] = {
     m.canonical: m
     for m in (MakeCall, Answer, Response, Release, Hold, Retrieve, BlindTransfer,
-              MuteTransfer, SendDTMF, PlayAudio)
+              MuteTransfer, SendDTMF, PlayAudio, Register, Unregister, SendMessage)
 }
 COMMANDS["AttendedTransfer"] = MuteTransfer
 
 EVENTS: dict[str, type[EventData]] = {
     m.canonical: m
     for m in (Incoming, Ringing, Disconnected, Timeout, DTMFReceived, Held, Retrieved,
-              Transferred, Notify)
+              Transferred, Notify, Connected, Message)
 }
 EVENTS.update(HoldEvent=Held, RetrieveEvent=Retrieved, TransferEvent=Transferred)
 
@@ -261,12 +405,12 @@ NODE_TYPES = ("sipInstance", "command", "event")
 class RawNode(_Model):
     id: str = Field(min_length=1)
     type: str
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold a password
 
     @field_validator("id", mode="before")
     @classmethod
     def _id_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        return _text_number(value)
 
 
 class EdgeData(_Model):
@@ -295,6 +439,15 @@ class Document(_Model):
     nodes: list[RawNode]
     edges: list[RawEdge] = Field(default_factory=list)
 
+    @field_validator("markers")
+    @classmethod
+    def _marker_names(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if not m.isidentifier()]
+        if bad:
+            raise ValueError(f"marker name(s) {', '.join(map(repr, bad))} are not Python "
+                             "identifiers (letters, digits and _, not starting with a digit)")
+        return value
+
 
 # --- loading ---------------------------------------------------------------------------
 
@@ -320,21 +473,44 @@ def _problems(exc: ValidationError, node: str | None = None, prefix: str = "") -
             where_node = f"{loc[0]}[{loc[1]}]"
         if err["type"] == "missing":
             msg = "required field is missing"
-        elif "input" in err and not isinstance(err["input"], (dict, list)):
+        elif ("input" in err and not isinstance(err["input"], (dict, list))
+              and not is_secret(field or "")):
             msg = f"{msg} (got {err['input']!r})"
         out.append(Problem(msg, where_node, (prefix + field) if field else field))
     return out
 
 
+def _loads(text: str, path: str, what: str, field: str | None = None) -> Any:
+    """JSON text -> value; every failure (syntax, depth, huge numbers) as a format error."""
+    if text.startswith("\ufeff"):  # a UTF-8 byte-order mark, as some editors write
+        text = text[1:]
+    if not text.strip():
+        raise ScenarioFormatError(path, [Problem(f"{what} is empty", field=field)])
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"bad JSON{' inside flowData' if field else ''}: {exc.msg} at line " \
+                  f"{exc.lineno}, column {exc.colno}"
+    except RecursionError:
+        problem = "bad JSON: nested too deeply"
+    except ValueError:  # an integer with more digits than Python converts (4300)
+        problem = "bad JSON: a number has too many digits"
+    raise ScenarioFormatError(path, [Problem(problem, field=field)])
+
+
+def decode(raw: bytes, path: str) -> str:
+    """File bytes -> text: UTF-8, with or without a byte-order mark."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ScenarioFormatError(path, [Problem(
+            f"the file is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})")]
+        ) from None
+
+
 def parse_text(text: str, path: str) -> Any:
     """JSON text -> Python value, unwrapping the editor's ``flowData`` wrapper."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ScenarioFormatError(
-            path, [Problem(f"bad JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")]
-        ) from None
-    return unwrap(value, path)
+    return unwrap(_loads(text, path, "the file"), path)
 
 
 def unwrap(value: Any, path: str) -> Any:
@@ -342,14 +518,7 @@ def unwrap(value: Any, path: str) -> Any:
     if not (isinstance(value, dict) and isinstance(value.get("flowData"), str)
             and "nodes" not in value):
         return value
-    try:
-        inner = json.loads(value["flowData"])
-    except json.JSONDecodeError as exc:
-        raise ScenarioFormatError(
-            path,
-            [Problem(f"bad JSON inside flowData: {exc.msg} at line {exc.lineno}, "
-                     f"column {exc.colno}", field="flowData")],
-        ) from None
+    inner = _loads(value["flowData"], path, "flowData", field="flowData")
     if isinstance(inner, dict):
         for key in ("name", "description", "markers", "timeout"):
             if key in value and key not in inner:
@@ -368,34 +537,66 @@ def parse_document(value: Any, path: str) -> Document:
         raise ScenarioFormatError(path, _problems(exc)) from None
 
 
-def parse_node_data(node: RawNode) -> tuple[NodeData | None, list[Problem]]:
-    """Typed data for one node, or the problems that prevent it."""
+def node_model(node: RawNode, data: dict[str, Any] | None = None,
+               ) -> tuple[type[_Model] | None, list[Problem]]:
+    """The model a node's data follows, from its ``type`` and ``command``/``event`` key."""
+    data = node.data if data is None else data
     if node.type == "sipInstance":
-        model: type[_Model] = SipInstanceData
-    elif node.type == "command":
-        name = node.data.get("command")
-        if not isinstance(name, str) or name not in COMMANDS:
-            return None, [Problem(
-                f"unknown command {name!r}; allowed: {', '.join(COMMANDS)}", node.id, "command")]
-        model = COMMANDS[name]
-    elif node.type == "event":
-        name = node.data.get("event")
-        if not isinstance(name, str) or name not in EVENTS:
-            return None, [Problem(
-                f"unknown event {name!r}; allowed: {', '.join(EVENTS)}", node.id, "event")]
-        model = EVENTS[name]
-    else:
+        return SipInstanceData, []
+    if node.type not in ("command", "event"):
         return None, [Problem(
             f"unknown node type {node.type!r}; allowed: {', '.join(NODE_TYPES)}", node.id, "type")]
+    key = node.type
+    table: dict[str, Any] = COMMANDS if key == "command" else EVENTS
+    if key not in data:
+        return None, [Problem(f"the {key} key is missing from data; one of: {', '.join(table)}",
+                              node.id, key)]
+    name = data[key]
+    if not isinstance(name, str) or name not in table:
+        close = did_you_mean(name, table) if isinstance(name, str) else ""
+        return None, [Problem(f"unknown {key} {name!r}{close}; allowed: {', '.join(table)}",
+                              node.id, key)]
+    return table[name], []
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    """'; did you mean X?' for the nearest choice (case-insensitive first), or ''."""
+    choices = list(choices)
+    same_case = [c for c in choices if c.lower() == word.lower()]
+    match = same_case or difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def unknown_keys(model: type[_Model], data: dict[str, Any], node: str) -> list[Problem]:
+    """A problem for every ``data`` key that is neither the format's nor the editor's."""
+    known = model.known_keys()
+    return [Problem(f"unknown key {key!r}{did_you_mean(key, known) or '; known keys: ' + ', '.join(known)}",
+                    node, f"data.{key}")
+            for key in data if key not in known and key not in EDITOR_KEYS]
+
+
+def parse_node_data(node: RawNode, data: dict[str, Any] | None = None,
+                    ) -> tuple[NodeData | None, list[Problem]]:
+    """Typed data for one node, or the problems that prevent it.
+
+    ``data`` replaces ``node.data`` when given (the environment-expanded copy).
+    """
+    data = node.data if data is None else data
+    model, problems = node_model(node, data)
+    if model is None:
+        return None, problems
+    problems = unknown_keys(model, data, node.id)
     try:
-        return model.model_validate(node.data), []  # type: ignore[return-value]
+        parsed = model.model_validate(data)
     except ValidationError as exc:
-        return None, _problems(exc, node=node.id, prefix="data.")
+        return None, problems + _problems(exc, node=node.id, prefix="data.")
+    return (None if problems else parsed), problems  # type: ignore[return-value]
 
 
 def read_document(path: Path) -> Document:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioFormatError(str(path), [Problem(f"cannot read the file: {exc}")]) from None
-    return parse_document(parse_text(text, str(path)), str(path))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioFormatError(str(path), [Problem(
+            f"cannot read the file: {exc.strerror or exc}")]) from None
+    return parse_document(parse_text(decode(raw, str(path)), str(path)), str(path))

@@ -18,15 +18,20 @@ from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
 from pytest_sipflow.pool import AgentPool
 from pytest_sipflow.ports import PortPlan
 
+# Strings that exercise the format's own syntax: references, regexes, header text.
+tricky_text = st.sampled_from(["${X}", "${X:-d}", "${", "${1}", "$$", "${X:-${Y}}", "((", "a\r\nb",
+                               "X Tag", "", "Failure", "tcp", "SCTP", "${SIPFLOW_WORKER}"])
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
-    | st.text(max_size=8),
+    | st.text(max_size=8) | tricky_text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=12)
 
 KEYS = ["id", "type", "data", "command", "event", "sipInstanceId", "callId", "timeout",
         "targetUri", "number", "digits", "statusCode", "source", "target", "sourceHandle",
-        "expectedDigit", "primaryCallId", "consultCallId", "filePath", "dn"]
+        "expectedDigit", "primaryCallId", "consultCallId", "filePath", "dn", "headers",
+        "expectHeaders", "absent", "password", "authUser", "pbxTransport", "pbxHost",
+        "expectedStatusCode", "expectedBody", "branchType", "label", "expectedDigts", "markers"]
 NAMES = list(schema.COMMANDS) + list(schema.EVENTS) + ["sipInstance", "command", "event", "x"]
 IDS = ["a", "b", "call", "talk", "bye", "in", "answer", "gone", "zzz"]
 
@@ -115,6 +120,62 @@ def test_text_parser_only_raises_its_own_errors(text: str) -> None:
     except ScenarioFormatError:
         return
     load_quietly(value)
+
+
+def mangle(raw: bytes, draw: st.DrawFn) -> bytes:
+    """A few random byte edits of a valid file: flips, cuts, insertions."""
+    data = bytearray(raw)
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        kind = draw(st.sampled_from(["flip", "cut", "insert"]))
+        if kind == "flip" and data:
+            data[at] = draw(st.integers(0, 255))
+        elif kind == "cut":
+            del data[at:at + draw(st.integers(1, 40))]
+        else:
+            data[at:at] = draw(st.binary(min_size=1, max_size=8) | st.sampled_from(
+                [b"\xef\xbb\xbf", b"[" * 3000, b"\xff", b"${", b"1" * 5000]))
+    return bytes(data)
+
+
+@st.composite
+def file_bytes(draw: st.DrawFn) -> bytes:
+    """Random bytes, or a valid file with a few bytes changed."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=200))
+    return mangle(basic_call().encode(), draw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(file_bytes())
+def test_random_and_mangled_file_bytes_only_raise_format_errors(raw: bytes) -> None:
+    try:
+        value = schema.parse_text(schema.decode(raw, "fuzz.sipflow.json"), "fuzz.sipflow.json")
+    except ScenarioFormatError:
+        return
+    load_quietly(value)
+
+
+@settings(max_examples=150, deadline=None)
+@given(mutated_docs(), st.text(st.characters(codec="utf-8", exclude_characters="${}"),
+                               min_size=8, max_size=20),
+       st.dictionaries(st.sampled_from(["X", "Y", "PW", "SIPFLOW_WORKER"]), st.text(max_size=5)))
+def test_a_password_never_leaks_from_a_broken_file(doc: dict[str, Any], secret: str,
+                                                   env: dict[str, str]) -> None:
+    if secret in json.dumps(doc, ensure_ascii=False):
+        return  # the secret must be findable only through the password
+    doc["nodes"][0].setdefault("data", {})
+    if not isinstance(doc["nodes"][0]["data"], dict):
+        return
+    doc["nodes"][0]["data"]["password"] = secret
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SipflowWarning)
+        try:
+            g = graph.from_value(doc, "fuzz.sipflow.json", graph.LoadOptions(env=env))
+        except ScenarioFormatError as exc:
+            assert secret not in str(exc) and secret not in repr(exc.problems)
+            return
+    assert secret not in repr(g)
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,9 @@ def test_editor_wrapper_and_plain_form_build_the_same_graph(tmp_path: Path) -> N
 
 
 def test_editor_keys_and_aliases_are_accepted() -> None:
-    nodes = [instance("a", 100, selected=True, width=120), instance("b", "200"),
+    nodes = [{**instance("a", 100, color="#3b82f6", pbxInstanceId=""), "selected": True,
+              "width": 120, "measured": {"width": 120}},
+             instance("b", "200"),
              command("t", "AttendedTransfer", "a", primaryCallId="p", consultCallId="c"),
              event("h", "HoldEvent", "b", callId="p"),
              event("n", "INCOMING", None, number=200)]
