@@ -114,3 +114,19 @@ def test_reading_a_failure_page_shows_the_real_ladder() -> None:
     page = (REPO / "docs/reading-a-failure.md").read_text()
     (ladder,) = re.findall(r"```text\n(.*?)\n```", page, flags=re.S)[1:2]
     assert ladder == BUSY_LADDER
+
+
+def test_message_to_itself_and_messages_without_call_id() -> None:
+    to_self = records([("alice", "alice", "INVITE sip:100@127.0.0.1:5062 SIP/2.0", "1 INVITE", 0.0)],
+                      "self@h", instances=("alice",))
+    options = records([("alice", "bob", "OPTIONS sip:200@127.0.0.1:5064 SIP/2.0", "1 OPTIONS", 3.0)],
+                      "x")
+    for rec in options:
+        rec["sip_call_id"] = None
+    assert render_ladder(to_self + options) == """\
+           alice                          bob
+     ms      |                             |
+--- Call-ID self@h ---
+      0      |<> INVITE                    |
+--- no Call-ID ---
+      3      |-----------OPTIONS---------->|"""

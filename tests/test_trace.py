@@ -99,3 +99,16 @@ def test_render_trace_sorts_by_time_masks_and_handles_empty() -> None:
     assert masked.count('From: "*****" <sip:100@127.0.0.1:5062>;tag=*****') == 10
     assert render_trace([]) == "(no SIP messages)"
     assert T0 == 1714564800.0
+
+
+def test_reporting_and_checks_import_no_pytest_pjsua2_socket_or_dpkt() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, pytest_sipflow.reporting.results_json, pytest_sipflow.reporting.html, "
+            "pytest_sipflow.reporting.pcap, pytest_sipflow.reporting.ladder, "
+            "pytest_sipflow.sip.checks; "
+            "print([m for m in ('pytest', 'pjsua2', 'socket', 'dpkt') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[]"
