@@ -130,3 +130,8 @@ def test_message_to_itself_and_messages_without_call_id() -> None:
       0      |<> INVITE                    |
 --- no Call-ID ---
       3      |-----------OPTIONS---------->|"""
+
+
+def test_last_zero_shows_the_columns_and_the_count_only() -> None:
+    assert render_ladder(busy_call(), last=0).splitlines()[2:] == ["... 5 earlier messages not shown"]
+    assert build_ladder(busy_call(), last=-3).omitted == 5

@@ -100,9 +100,10 @@ def build_ladder(records: Iterable[SipRecord | Mapping[str, Any]], *,
         return columns.index(name)
 
     for r in wire:  # every column, also for messages cut by ``last``
-        column(r.source), column(r.destination)
+        column(r.source)
+        column(r.destination)
     start = wire[0].t if wire else 0.0
-    omitted = max(0, len(wire) - last) if last is not None else 0
+    omitted = max(0, len(wire) - max(0, last)) if last is not None else 0
     shown = wire[omitted:]
     by_call: dict[str | None, list[Arrow]] = {}
     for r in shown:
