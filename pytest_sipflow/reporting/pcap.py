@@ -1,0 +1,108 @@
+"""A classic .pcap of an item's SIP messages, for Wireshark, ``tshark`` and ``sngrep -I``.
+
+Rebuilt from the trace, not captured: each message on the wire once (``wire_messages``),
+with its real addresses, ports and wall-clock timestamp, as Ethernet frames (linktype 1,
+zero MAC addresses) carrying IPv4 or IPv6:
+
+* UDP: one datagram per message;
+* TCP: one segment per message (PSH|ACK, no handshake), sequence numbers counted per
+  direction of each address pair so Wireshark reassembles streams;
+* TLS: the **decrypted** SIP text as plain TCP to and from the TLS port (5061 usually).
+  Wireshark then shows "SIP" where the wire had TLS records; on the standard port it may
+  try TLS first: use *Decode As… → SIP* if it does.
+
+A host that is not an IP address (a name) is written as a TEST-NET address (192.0.2.x,
+one per name, in order of appearance). Secrets are masked in the payload bytes (so a
+masked message may be shorter than the one sent). Packets are built with ``dpkt``,
+imported on first use so nothing is loaded unless a pcap is written.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+from typing import IO, Any, Iterable, Mapping
+
+from .trace import SipRecord, split_address, wire_messages
+
+ZERO_MAC = b"\x00" * 6
+
+
+def pcap_bytes(records: Iterable[SipRecord | Mapping[str, Any]],
+               secrets: Iterable[str] = ()) -> bytes:
+    """The whole .pcap file as bytes."""
+    out = io.BytesIO()
+    write_pcap(records, out, secrets)
+    return out.getvalue()
+
+
+def write_pcap(records: Iterable[SipRecord | Mapping[str, Any]],
+               file: str | os.PathLike[str] | IO[bytes],
+               secrets: Iterable[str] = ()) -> int:
+    """Write the pcap to a path or a binary file; returns the number of packets."""
+    import dpkt
+
+    secrets = list(secrets)
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, "wb") as handle:
+            return write_pcap(records, handle, secrets)
+    writer = dpkt.pcap.Writer(file, linktype=dpkt.pcap.DLT_EN10MB)
+    hosts = _Hosts()
+    seq: dict[tuple[str, str], int] = {}
+    count = 0
+    for record in wire_messages(records):
+        record = record.masked(secrets)
+        (src, sport), (dst, dport) = (split_address(record.source),
+                                      split_address(record.destination))
+        payload = record.data
+        if record.transport == "UDP":
+            segment: Any = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
+            segment.ulen = len(segment)
+            proto = dpkt.ip.IP_PROTO_UDP
+        else:  # TCP, and TLS written decrypted over TCP
+            flow, back = (record.source, record.destination), (record.destination, record.source)
+            segment = dpkt.tcp.TCP(sport=sport, dport=dport, seq=seq.get(flow, 1),
+                                   ack=seq.get(back, 1), flags=dpkt.tcp.TH_PUSH | dpkt.tcp.TH_ACK,
+                                   win=65535, data=payload)
+            seq[flow] = (seq.get(flow, 1) + len(payload)) & 0xFFFFFFFF
+            proto = dpkt.ip.IP_PROTO_TCP
+        writer.writepkt(bytes(_frame(dpkt, hosts.ip(src), hosts.ip(dst), proto, segment)),
+                        ts=record.t)
+        count += 1
+    return count
+
+
+def _frame(dpkt: Any, src: ipaddress.IPv4Address | ipaddress.IPv6Address,
+           dst: ipaddress.IPv4Address | ipaddress.IPv6Address, proto: int, segment: Any) -> Any:
+    if src.version == 6 or dst.version == 6:
+        src6, dst6 = (_v6(a) for a in (src, dst))
+        packet = dpkt.ip6.IP6(src=src6.packed, dst=dst6.packed, nxt=proto, hlim=64,
+                              data=segment, plen=len(segment))
+        kind = dpkt.ethernet.ETH_TYPE_IP6
+    else:
+        packet = dpkt.ip.IP(src=src.packed, dst=dst.packed, p=proto, ttl=64, data=segment)
+        kind = dpkt.ethernet.ETH_TYPE_IP
+    # bytes() of the IP packet fills in the transport checksum; the frame embeds those bytes
+    return dpkt.ethernet.Ethernet(src=ZERO_MAC, dst=ZERO_MAC, type=kind, data=bytes(packet))
+
+
+def _v6(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv6Address:
+    if address.version == 6:
+        return address  # type: ignore[return-value]
+    return ipaddress.IPv6Address("::ffff:" + str(address))
+
+
+class _Hosts:
+    """IP addresses for the hosts of the records; TEST-NET ones for names."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, ipaddress.IPv4Address] = {}
+
+    def ip(self, host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        try:
+            return ipaddress.ip_address(host)
+        except ValueError:
+            if host not in self.names:
+                self.names[host] = ipaddress.IPv4Address("192.0.2.1") + len(self.names)
+            return self.names[host]

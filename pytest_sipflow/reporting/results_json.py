@@ -1,0 +1,117 @@
+"""One JSON document per item: the run history SIPFLOW itself never stored.
+
+Shape (version 1; a new key may be added without a version change, a key is never
+renamed, removed or retyped without one)::
+
+    {
+      "version": 1,                      # integer, this shape
+      "item": "scenarios/busy.sipflow.json::Bob is busy",   # pytest node id
+      "scenario": "Bob is busy",         # scenario name
+      "outcome": "passed" | "failed" | "skipped" | "error",
+      "duration": 1.234,                 # seconds (the scenario's run, or pytest's if given)
+      "state": "completed" | "failed" | "stopped" | "running",   # the scenario's end state
+      "failure": null | {"reason": str, "node": str|null, "instance": str|null,
+                         "name": str|null, "expected": str|null, "actual": str|null,
+                         "detail": [str]},
+      "paths": {instance: [node id, ...]},     # what each instance's chain ran, in order
+      "nodes": {node id: {
+          "state": "pending"|"running"|"completed"|"failed"|"cancelled"|"skipped",
+          "started": float|null,         # seconds since the scenario started
+          "ended": float|null,
+          "message": str,                # the node's outcome text
+          "instance": str, "kind": "command"|"event", "name": str, "callId": str}},
+      "events": [                        # SIPFLOW's execution events, in order
+          {"type": "node-state", "scenario", "nodeId", "instanceId", "previousState",
+           "newState", "timestamp"},
+          {"type": "action-log", "scenario", "nodeId", "instanceId", "message", "level",
+           "timestamp", "sipMessage"},
+          {"type": "scenario-state", "scenario", "state", "timestamp", "message"}],
+      "messages": [                      # SipRecord dicts (see reporting.trace), time order
+          {"dir", "t", "transport", "local", "remote", "text", "raw", "summary", "call",
+           "sip_call_id", "instance"}]
+    }
+
+Every string in the document has the secrets masked (``*****``), and the messages' raw
+bytes too. Event timestamps and message ``t`` are wall-clock epoch seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Iterable
+
+from ..engine.result import ScenarioResult
+from .trace import as_records, mask_secrets
+
+VERSION = 1
+
+
+def result_document(result: ScenarioResult, item: str, *, outcome: str | None = None,
+                    duration: float | None = None, secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """The JSON-safe document of one item (shape in the module docstring)."""
+    secrets = list(secrets)
+    failure = result.failure
+    doc = {
+        "version": VERSION,
+        "item": item,
+        "scenario": result.name,
+        "outcome": outcome or ("passed" if result.passed else "failed"),
+        "duration": result.duration if duration is None else duration,
+        "state": result.state,
+        "failure": None if failure is None else {
+            "reason": failure.reason, "node": failure.node, "instance": failure.instance,
+            "name": failure.name, "expected": failure.expected, "actual": failure.actual,
+            "detail": list(failure.detail)},
+        "paths": {chain: list(ids) for chain, ids in result.paths.items()},
+        "nodes": {node_id: {"state": n.state, "started": n.started, "ended": n.ended,
+                            "message": n.message, "instance": n.instance, "kind": n.kind,
+                            "name": n.name, "callId": n.call_id}
+                  for node_id, n in result.nodes.items()},
+        "events": [event.as_dict() for event in result.events],
+        "messages": _messages(result.sip_messages, secrets),
+    }
+    return _mask(doc, secrets)
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """The document as indented JSON text (UTF-8 safe, keys in the documented order)."""
+    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+
+def file_name(item: str) -> str:
+    """A file name for an item's node id, unique enough for one run: ``a_b.py__test_x_1_.json``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", item.replace("::", "__")).strip("_")
+    return (name[:180] or "item") + ".json"
+
+
+def write_result_json(directory: str | os.PathLike[str], document: dict[str, Any]) -> str:
+    """Write the document into ``directory`` under ``file_name(item)``; returns the path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, file_name(str(document["item"])))
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(dumps(document))
+    return path
+
+
+def _messages(messages: Iterable[Any], secrets: list[str]) -> list[dict[str, Any]]:
+    try:
+        return [r.masked(secrets).as_dict() for r in as_records(messages)]
+    except (KeyError, TypeError, ValueError):  # not (yet) in the record shape: keep as is
+        return [dict(m) for m in messages]
+
+
+def _mask(value: Any, secrets: list[str]) -> Any:
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        return mask_secrets(value, secrets)
+    if isinstance(value, dict):
+        return {_mask(k, secrets): _mask(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask(v, secrets) for v in value]
+    return value
+
+
+__all__ = ["VERSION", "dumps", "file_name", "result_document", "write_result_json"]
