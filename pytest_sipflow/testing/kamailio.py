@@ -431,7 +431,7 @@ class KamailioServer:
             listen.append("enable_tls=no")
         if self.domain != self.host:
             listen.append(f'alias="{self.domain}"')
-        listen.append(f'#!define SIPFLOW_REALM "{self.domain}"')
+        listen.append(f'#!define SIPFLOW_DOMAIN "{self.domain}"')
         (work / "sipflow-listen.cfg").write_text(
             "# written by pytest_sipflow.testing.KamailioServer for this run\n"
             + "\n".join(listen) + "\n")
@@ -459,7 +459,8 @@ class KamailioServer:
             # Its own session: a SIGKILLed main process cannot leave workers behind us.
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, cwd=work,
-                                          start_new_session=True)
+                                          start_new_session=True,
+                                          preexec_fn=_terminate_with_parent)
         deadline = began + self.start_timeout
         pending = {"udp", "tcp"} | ({"tls"} if self.tls is not None else set())
         while pending:
@@ -506,6 +507,20 @@ class KamailioServer:
             self._save_log()
             self._tempdir.cleanup()
             self._tempdir = None
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when the thread that started it dies (Linux).
+
+    A test process killed outright (SIGKILL, xdist tearing a worker down) then leaves no
+    Kamailio behind. Start servers from a thread that lives as long as they do.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def group_pids(pgid: int) -> list[int]:
