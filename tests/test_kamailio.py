@@ -272,6 +272,56 @@ def test_invite_needs_proxy_auth_and_the_right_password(server: KamailioServer) 
         assert status == 407
 
 
+@needs_sipp
+def test_message_out_of_dialog_reaches_the_registered_user(server: KamailioServer,
+                                                           tmp_path: Path) -> None:
+    """A MESSAGE with proxy auth is relayed to the contact SIPp registered for 1008."""
+    host, port = server.registrar("udp").rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as phone, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for sock in (phone, sender):
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(5)
+        reg = register(server, tmp_path, "1008", contact_port=phone.getsockname()[1])
+        assert reg.returncode == 0, reg.output
+        local = sender.getsockname()[1]
+
+        def message(auth: str = "") -> str:
+            return (f"MESSAGE sip:1008@{DOMAIN} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.1:{local};rport;branch=z9hG4bK{uuid.uuid4().hex}"
+                    f"\r\nMax-Forwards: 70\r\nFrom: <sip:1007@{DOMAIN}>;tag=m{local}\r\n"
+                    f"To: <sip:1008@{DOMAIN}>\r\nCall-ID: msg-{local}@127.0.0.1\r\n"
+                    f"CSeq: 1 MESSAGE\r\n{auth}Content-Type: text/plain\r\n"
+                    f"Content-Length: 5\r\n\r\nhello")
+
+        sender.sendto(message().encode(), (host, int(port)))
+        status, headers = _parse_response(sender.recv(65535))
+        assert status == 407
+        auth = _digest(headers["proxy-authenticate"], "1007", server.users["1007"],
+                       f"sip:1008@{DOMAIN}", "MESSAGE").replace("Authorization",
+                                                                "Proxy-Authorization")
+        sender.sendto(message(auth).encode(), (host, int(port)))
+        data, proxy = phone.recvfrom(65535)
+        assert data.startswith(b"MESSAGE sip:1008@127.0.0.1:") and data.endswith(b"hello")
+        assert b"Proxy-Authorization" not in data          # consumed by the proxy
+        # answer it: the 200 goes back through the proxy to the sender
+        via_block = b"\r\n".join(line for line in data.split(b"\r\n")
+                                   if line.split(b":")[0].lower() in
+                                   (b"via", b"from", b"to", b"call-id", b"cseq"))
+        phone.sendto(b"SIP/2.0 200 OK\r\n" + via_block + b"\r\nContent-Length: 0\r\n\r\n",
+                     proxy)
+        status, _ = _parse_response(sender.recv(65535))
+        assert status == 200
+
+
+def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (REPO / "docs" / "testing-your-server.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    exec(compile(code, "testing-your-server.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "127.0.0.1:" in out and "ca.pem" in out
+
+
 # ---- TLS ------------------------------------------------------------------------------
 
 def _tls_connect(server: KamailioServer, ca: Path, cert: tuple[Path, Path] | None = None
