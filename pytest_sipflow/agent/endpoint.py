@@ -1,96 +1,54 @@
-"""The agent process: one pjsua2 Endpoint driven over a JSON-lines socket.
+"""The agent's pjsua2 side: one Endpoint, its callbacks and the op implementations.
 
-This is the only module of pytest-sipflow that imports pjsua2. Design rules (see
-docs/agent-protocol.md and the architecture notes):
+This is the only module of pytest-sipflow that imports pjsua2. It runs in the agent
+process only (``python -m pytest_sipflow.agent``). Jobs kept elsewhere: SIP text in
+``pytest_sipflow.sip.message``, bookkeeping in ``book``, the channel in ``loop``.
 
 * Every pjsua2 call runs on the **main thread**: ``threadCnt = 0``, media on the SIP
-  ioqueue, ``mainThreadOnly`` so work from pjlib's own threads (log lines, DTMF) is
-  deferred to ``libHandleEvents``. The main thread loops: run queued requests, poll
-  ``libHandleEvents(5 ms)``, run timers, flush the outbox.
-* A reader thread only turns socket lines into queued requests; it never touches
-  pjsua2. Automatic GC is disabled so a SWIG destructor can never run on it; the main
-  thread collects explicitly.
-* Callbacks only copy plain data into the outbox (events, in order); the outbox is
-  flushed after each request and each poll, which lets ``sip`` events learn the handle
-  of a call whose Call-ID only became known after the message was logged.
-* Calls live in a registry (handle → Call) and are dropped inside their DISCONNECTED
-  callback, so a stale Call can never be collected after its pjsua id was recycled.
+  ioqueue, ``mainThreadOnly`` so work from pjlib's own threads (log lines) is deferred
+  to ``libHandleEvents``. The main thread blocks in ``libHandleEvents`` until I/O, a
+  pjsip timer or the next due time of our own books (DTMF, deadlines); requests and
+  posted facts wake it through a loopback UDP transport of its own (see ``loop``).
+* Automatic GC is disabled so a SWIG destructor can never run on the reader thread;
+  the main thread collects explicitly.
+* Callbacks only copy plain data into the outbox (events, in order).
+* Calls live in a ``CallBook`` and are dropped inside their DISCONNECTED callback, so a
+  stale Call can never be collected after its pjsua id was recycled.
+* The null sound device clocks the conference bridge (RTP, RFC 2833) only while a call
+  or player exists: idle, its 20 ms clock thread alone cost ≈ 0.4 % of a core.
 """
 
 from __future__ import annotations
 
-import collections
+import base64
 import gc
 import os
-import queue
 import re
 import socket
-import sys
-import threading
 import time
 import traceback
 from typing import Any, Callable
 
 import pjsua2 as pj
 
-from .protocol import LineReader, LineWriter, ProtocolError
+from ..sip import DTMF_DIGITS, LOOPBACK
+from ..sip.message import parse, raw_of, readable, sdp_direction
+from .book import CallBook, DtmfJob, PendingOps, SocketBudget, next_wake
+from .loop import Channel, brief, hard_exit, log, set_name
 
-LOOPBACK = "127.0.0.1"
-POLL_MS = 5
-DTMF_DIGITS = set("0123456789*#ABCD")
-DTMF_DEFAULT_DURATION_MS = 160
 #: As the scenario format's sipInstance default (the library default would pick speex).
 DEFAULT_CODECS = ("PCMU", "PCMA")
-#: pjlib's ioqueue has 64 handles, shared here by the SIP transport and every call's
-#: RTP+RTCP sockets, and a closed socket's handle is only reusable ~500 ms later. When
-#: the free list is empty the next registration is a C assert (abort). make_call waits
-#: for the budget instead.
-IOQUEUE_HANDLES = 64
-IOQUEUE_RESERVED = 4
-SOCKETS_PER_CALL = 2
-SOCKET_FREE_DELAY_S = 0.65
-#: How long after the parent vanished the process may spend before a hard exit.
-ORPHAN_GRACE_S = 2.0
-_AGENT_NAME = "agent"
+#: Longest block in libHandleEvents: idle, and while calls are up (pjsua2 defers log
+#: lines of other threads to the next libHandleEvents; keep those timely in calls).
+IDLE_WAIT_S = 1.0
+BUSY_WAIT_S = 0.1
+#: A REFER/Replaces child that pjsua did not create within this time is reported ended.
+CHILD_GRACE_S = 1.0
 
-#: Compact SIP header forms → full names (RFC 3261 §7.3.3 and friends).
-_COMPACT = {
-    "i": "Call-ID",
-    "m": "Contact",
-    "e": "Content-Encoding",
-    "l": "Content-Length",
-    "c": "Content-Type",
-    "f": "From",
-    "s": "Subject",
-    "k": "Supported",
-    "t": "To",
-    "v": "Via",
-    "r": "Refer-To",
-    "b": "Referred-By",
-    "o": "Event",
-    "u": "Allow-Events",
-    "x": "Session-Expires",
-}
-_CALL_ID_RE = re.compile(r"^(?:call-id|i)[ \t]*:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
-
-
-def log(msg: str) -> None:
-    """Diagnostics go to stderr: the parent keeps the tail for crash reports."""
-    try:
-        sys.stderr.write(f"[{_AGENT_NAME} {time.monotonic():.3f}] {msg}\n")
-        sys.stderr.flush()
-    except Exception:
-        pass
-
-
-def hard_exit(code: int) -> None:
-    """Leave without running Python finalizers: after (or instead of) ``libDestroy`` a
-    SWIG destructor touching pjsua would abort the process."""
-    try:
-        sys.stderr.flush()
-    except Exception:
-        pass
-    os._exit(code)
+_LOG_HEAD_RE = re.compile(r"^(RX|TX) (\d+) bytes .* (?:from|to) (\S+) (\S+):$")
+_DROPPING_RE = re.compile(r"^Dropping (\d+) bytes packet from (\S+) (\S+):(\d+) ?(.*)$", re.S)
+_ERROR_PKT_RE = re.compile(r"^Error processing packet from (\S+):(\d+): (.*?):\n(.*)"
+                           r"\n-- end of packet\.\s*$", re.S)
 
 
 class OpError(Exception):
@@ -98,209 +56,132 @@ class OpError(Exception):
 
 
 class _Deferred:
-    """Returned by an op whose reply is sent later (dtmf)."""
+    """Returned by an op whose reply is sent later (dtmf, hold, transfer, …)."""
 
 
 DEFERRED = _Deferred()
 
 
-def parse_headers(msg: str) -> dict[str, str]:
-    """Header name → value of a SIP message (compact forms expanded, repeats joined)."""
-    head = msg.replace("\r\n", "\n").split("\n\n", 1)[0]
-    lines = head.split("\n")[1:]
-    out: dict[str, str] = {}
-    last: str | None = None
-    for line in lines:
-        if not line:
-            break
-        if line[0] in " \t" and last is not None:
-            out[last] += " " + line.strip()
-            continue
-        name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        name = name.strip()
-        name = _COMPACT.get(name.lower(), name) if len(name) == 1 else name
-        value = value.strip()
-        if name in out:
-            out[name] += ", " + value
-        else:
-            out[name] = value
-        last = name
-    return out
+def pj_error_text(exc: "pj.Error") -> str:
+    """pjsua2's reason text and status (``info()`` also has the C expression and file)."""
+    try:
+        return f"{readable(exc.reason)} (status={exc.status})"
+    except Exception:
+        return str(exc)
 
 
-def sdp_direction(sdp: str) -> str:
-    """Direction of the first audio stream of an SDP (media-level beats session-level)."""
-    session_dir = "sendrecv"
-    media_dir: str | None = None
-    in_audio = False
-    seen_media = False
-    hold_addr = False
-    for raw in sdp.replace("\r\n", "\n").split("\n"):
-        line = raw.strip()
-        if line.startswith("m="):
-            if seen_media and in_audio:
-                break
-            seen_media = True
-            in_audio = line.startswith("m=audio")
-            continue
-        if line.startswith("c=") and line.endswith(" 0.0.0.0") and (in_audio or not seen_media):
-            hold_addr = True
-        if line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"):
-            d = line[2:]
-            if not seen_media:
-                session_dir = d
-            elif in_audio:
-                media_dir = d
-    direction = media_dir or session_dir
-    if hold_addr and direction == "sendrecv":
-        direction = "sendonly"  # RFC 2543 style hold
-    return direction
+def state_name(st: int) -> str:
+    names = {0: "NULL", 1: "CALLING", 2: "INCOMING", 3: "EARLY", 4: "CONNECTING",
+             5: "CONFIRMED", 6: "DISCONNECTED"}
+    return names.get(st, str(st))
 
 
 # --------------------------------------------------------------------------- pjsua2 subclasses
 
 
 class AgentLogWriter(pj.LogWriter):
-    """Turns pjsua's message log (level 4, "TX/RX ... --end msg--") into ``sip`` events."""
+    """pjsua's log: message logs (level 4) become ``sip`` events, errors go to stderr."""
 
-    def __init__(self, server: "AgentServer") -> None:
+    def __init__(self, agent: "AgentEndpoint") -> None:
         super().__init__()
-        self.server = server
+        self.agent = agent
 
     def write(self, entry: "pj.LogEntry") -> None:
         try:
-            msg = entry.msg
-            if (msg.startswith("TX ") or msg.startswith("RX ")) and "--end msg--" in msg:
-                self.server.on_sip_log(msg)
-            elif entry.level <= 2:
-                # Level 3 is mostly call dumps: they would push the useful lines (and
-                # a C assert message) out of the parent's short stderr tail.
-                log("pj: " + msg.rstrip())
+            self.agent.on_log(entry.level, entry.msg)
         except Exception:
             log("log writer failed:\n" + traceback.format_exc())
 
 
 class AgentAccount(pj.Account):
-    def __init__(self, server: "AgentServer") -> None:
+    def __init__(self, agent: "AgentEndpoint") -> None:
         super().__init__()
-        self.server = server
+        self.agent = agent
 
     def onIncomingCall(self, prm: "pj.OnIncomingCallParam") -> None:
-        self.server.guard("onIncomingCall", self.server.on_incoming, prm)
+        self.agent.guard("onIncomingCall", self.agent.on_incoming, prm)
 
 
 class AgentCall(pj.Call):
-    """A call leg. Holds plain bookkeeping only; pjsua2 work is done by the server."""
+    """A call leg. Holds plain bookkeeping only; pjsua2 work is done by the endpoint."""
 
-    def __init__(self, server: "AgentServer", acc: AgentAccount, handle: str,
+    def __init__(self, agent: "AgentEndpoint", acc: AgentAccount, handle: str,
                  call_id: int = pj.PJSUA_INVALID_ID) -> None:
         super().__init__(acc, call_id)
-        self.server = server
+        self.agent = agent
         self.handle = handle
         self.remote_held = False
         self.confirmed = False
         self.gone = False
-        #: set for calls created for a REFER / Replaces before pjsua gives them an id
         self.born = time.monotonic()
+        #: set for calls created for a REFER / Replaces before pjsua gives them an id
         self.child_of: str | None = None
 
-    # Each callback delegates to the server through guard(): an exception is logged
-    # and reported as an event instead of being printed and swallowed by SWIG.
+    # Each callback delegates through guard(): an exception is logged and reported as
+    # an event instead of being printed and swallowed by SWIG.
     def onCallState(self, prm: "pj.OnCallStateParam") -> None:
-        self.server.guard("onCallState", self.server.on_call_state, self)
+        self.agent.guard("onCallState", self.agent.on_call_state, self)
 
     def onCallTsxState(self, prm: "pj.OnCallTsxStateParam") -> None:
-        self.server.guard("onCallTsxState", self.server.on_call_tsx, self, prm)
+        self.agent.guard("onCallTsxState", self.agent.on_call_tsx, self, prm)
 
     def onCallRxOffer(self, prm: "pj.OnCallRxOfferParam") -> None:
-        self.server.guard("onCallRxOffer", self.server.on_rx_offer, self, prm)
+        self.agent.guard("onCallRxOffer", self.agent.on_rx_offer, self, prm)
 
     def onDtmfDigit(self, prm: "pj.OnDtmfDigitParam") -> None:
-        self.server.guard("onDtmfDigit", self.server.on_dtmf, self, prm)
+        self.agent.guard("onDtmfDigit", self.agent.on_dtmf, self, prm)
 
     def onCallTransferRequest(self, prm: "pj.OnCallTransferRequestParam") -> None:
-        self.server.guard("onCallTransferRequest", self.server.on_transfer_request, self, prm)
+        self.agent.guard("onCallTransferRequest", self.agent.on_transfer_request, self, prm)
 
     def onCallTransferStatus(self, prm: "pj.OnCallTransferStatusParam") -> None:
-        self.server.guard("onCallTransferStatus", self.server.on_transfer_status, self, prm)
+        self.agent.guard("onCallTransferStatus", self.agent.on_transfer_status, self, prm)
 
     def onCallReplaceRequest(self, prm: "pj.OnCallReplaceRequestParam") -> None:
-        self.server.guard("onCallReplaceRequest", self.server.on_replace_request, self, prm)
+        self.agent.guard("onCallReplaceRequest", self.agent.on_replace_request, self, prm)
 
     def onCallReplaced(self, prm: "pj.OnCallReplacedParam") -> None:
-        self.server.guard("onCallReplaced", self.server.on_replaced, self, prm)
+        self.agent.guard("onCallReplaced", self.agent.on_replaced, self, prm)
 
 
 class AgentPlayer(pj.AudioMediaPlayer):
     """WAV player; EOF arrives on pjmedia's event thread, so it is only posted."""
 
-    def __init__(self, server: "AgentServer", play_id: int, handle: str, path: str) -> None:
+    def __init__(self, agent: "AgentEndpoint", play_id: int, handle: str, path: str) -> None:
         super().__init__()
-        self.server = server
+        self.agent = agent
         self.play_id = play_id
         self.handle = handle
         self.path = path
 
     def onEof2(self) -> None:
-        # Not the main thread: no pjsua2 call here, just hand the fact over.
-        self.server.posted.put(("eof", self.play_id))
+        # Not the main thread: no pjsua2 call here, just hand the fact over (and wake).
+        self.agent.ch.post("eof", self.play_id)
 
 
-class PendingOp:
-    """A request whose reply waits for a SIP outcome (re-INVITE final, REFER response)."""
-
-    def __init__(self, req_id: Any, op: str, kind: str, timeout: float) -> None:
-        self.req_id = req_id
-        self.op = op
-        self.kind = kind  # "reinvite" | "refer"
-        self.deadline = time.monotonic() + timeout
+# --------------------------------------------------------------------------- the endpoint
 
 
-class DtmfJob:
-    """Digits sent one at a time from the main loop, ``interval_ms`` apart."""
-
-    def __init__(self, req_id: Any, handle: str, digits: str, method: str, interval_ms: int) -> None:
-        self.req_id = req_id
-        self.handle = handle
-        self.digits = digits
-        self.method = method
-        self.interval = interval_ms / 1000.0
-        self.index = 0
-        self.next_at = time.monotonic()
-        self.reply_at: float | None = None
-        self.busy_until = 0.0
-        if interval_ms <= 0:
-            self.duration = DTMF_DEFAULT_DURATION_MS
-        else:
-            self.duration = max(40, min(DTMF_DEFAULT_DURATION_MS, interval_ms * 2 // 3))
-
-
-# --------------------------------------------------------------------------- the server
-
-
-class AgentServer:
+class AgentEndpoint:
     def __init__(self, sock: socket.socket, name: str) -> None:
         self.name = name
-        self.sock = sock
-        self.out = LineWriter(sock)
-        self.requests: "queue.SimpleQueue[dict[str, Any] | None]" = queue.SimpleQueue()
-        self.posted: "queue.SimpleQueue[tuple[str, Any]]" = queue.SimpleQueue()
-        self.outbox: list[dict[str, Any]] = []
+        self.ch = Channel(sock, self.orphaned)
         self.ep: pj.Endpoint | None = None
         self.log_writer: AgentLogWriter | None = None
+        self.wake_transport: int | None = None
         self.transport_id: int | None = None
         self.sip_port: int | None = None
+        self.bind = LOOPBACK
+        #: transport type name ("UDP", "TCP", "TLS") → local "ip:port" for sip events
+        self.local_addr: dict[str, str] = {}
         self.rtp_port = 0
         self.rtp_port_count = 0
         self.acc: AgentAccount | None = None
         self.acc_uri: str | None = None
         self.auto_ringing = True
-        self.calls: dict[str, AgentCall] = {}
-        self.ended: set[str] = set()
-        self.next_handle = 1
-        self.callids: dict[str, str] = {}
+        self.calls: CallBook[AgentCall] = CallBook()
+        self.pending = PendingOps()
+        self.budget = SocketBudget()
         self.dtmf_jobs: list[DtmfJob] = []
         self.players: dict[int, AgentPlayer] = {}
         self.next_play = 1
@@ -309,45 +190,21 @@ class AgentServer:
         self.default_codecs: dict[str, int] = {}
         self.last_gc = time.monotonic()
         self.stopping = False
-        #: when the ioqueue handles of ended calls become reusable
-        self.socket_releases: collections.deque[float] = collections.deque()
-        #: call handle → requests waiting for that call's re-INVITE / REFER outcome
-        self.pending_ops: dict[str, list[PendingOp]] = {}
-        #: see wake(); a plain UDP socket, never touched by pjsua2
-        self.waker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.clock_on = False
+        #: "Dropping N bytes packet from …" waiting for its "Dropped packet:" dump
+        self._dropping: tuple[str, str, str] | None = None
 
     # ----------------------------------------------------------------- plumbing
 
     def emit(self, event: str, **fields: Any) -> None:
-        msg: dict[str, Any] = {"event": event, "t": round(time.monotonic(), 6)}
-        msg.update(fields)
-        self.outbox.append(msg)
+        self.ch.emit(event, **fields)
 
     def reply(self, req_id: Any, ok: bool, result: dict[str, Any] | None = None,
               error: str | None = None) -> None:
-        msg: dict[str, Any] = {"id": req_id, "ok": ok}
-        if ok:
-            if result:
-                msg.update({k: v for k, v in result.items() if k not in ("id", "ok")})
-        else:
-            msg["error"] = error or "failed"
-        self.outbox.append(msg)
+        self.ch.reply(req_id, ok, result, error)
 
     def flush(self) -> None:
-        if not self.outbox:
-            return
-        box, self.outbox = self.outbox, []
-        for msg in box:
-            cid = msg.pop("_callid", None)
-            if cid is not None and msg.get("call") is None:
-                # The Call-ID may only have become known after the message was logged
-                # (an INVITE is logged inside makeCall, before it returns).
-                msg["call"] = self.callids.get(cid)
-            try:
-                self.out.send(msg)
-            except OSError:
-                # Parent gone: nothing to report to any more.
-                self.orphaned()
+        self.ch.flush(self.calls.handle_of)
 
     def guard(self, where: str, fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -356,18 +213,12 @@ class AgentServer:
             log(f"{where} failed:\n{traceback.format_exc()}")
             self.emit("internal_error", where=where, message=f"{type(exc).__name__}: {exc}")
 
-    def new_handle(self) -> str:
-        h = f"c{self.next_handle}"
-        self.next_handle += 1
-        return h
-
     def note_callid(self, call: AgentCall) -> str | None:
         try:
-            cid = call.getInfo().callIdString
+            cid = readable(call.getInfo().callIdString)
         except pj.Error:
             return None
-        if cid:
-            self.callids[cid] = call.handle
+        self.calls.note_callid(cid, call.handle)
         return cid or None
 
     # ----------------------------------------------------------------- lifecycle
@@ -390,79 +241,83 @@ class AgentServer:
         cfg.medConfig.threadCnt = 0
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
-        cfg.medConfig.sndAutoCloseTime = -1  # keep the null device clocking the bridge (RTP, RFC 2833)
+        # Once open, keep the null device clocking the bridge (RTP, RFC 2833 need it);
+        # media_clock() opens it for calls and closes it when idle.
+        cfg.medConfig.sndAutoCloseTime = -1
         ep.libInit(cfg)
-        ep.audDevManager().setNullDev()
+        ep.audDevManager().setNoDev()
         ep.libStart()
         self.ep = ep
         for ci in ep.codecEnum2():
             self.default_codecs[ci.codecId] = ci.priority
+        # The wake-up transport (see loop): loopback, ephemeral port, no account uses it.
+        tcfg = pj.TransportConfig()
+        tcfg.port = 0
+        tcfg.boundAddress = LOOPBACK
+        self.wake_transport = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        info = ep.transportGetInfo(self.wake_transport)
+        self.ch.wake_address = (LOOPBACK, int(info.localName.rsplit(":", 1)[1]))
+
+    def media_clock(self, on: bool) -> None:
+        """Open the null sound device (bridge clock) for calls; close it when idle."""
+        if on == self.clock_on or self.ep is None:
+            return
+        try:
+            if on:
+                self.ep.audDevManager().setNullDev()
+            else:
+                self.ep.audDevManager().setNoDev()
+            self.clock_on = on
+        except pj.Error as exc:
+            log(f"media clock {'on' if on else 'off'}: {pj_error_text(exc)}")
 
     def run(self) -> None:
         """Main loop: every pjsua2 call of the process happens here."""
         assert self.ep is not None
         ep = self.ep
         while not self.stopping:
-            while True:
-                try:
-                    req = self.requests.get_nowait()
-                except queue.Empty:
-                    break
+            while not self.stopping:
+                req = self.ch.next_request()
                 if req is None:
-                    self.orphaned()
+                    break
                 self.handle_request(req)
                 self.flush()
-                if self.stopping:
-                    break
             if self.stopping:
                 break
-            ep.libHandleEvents(POLL_MS)
-            self.after_poll()
+            ep.libHandleEvents(int(self.wait_time() * 1000))
+            self.housekeeping()
             self.flush()
+
+    def wait_time(self) -> float:
+        """How long the loop may block: until our next due time, pjsip's own timers
+        bound the wait inside libHandleEvents."""
+        now = time.monotonic()
+        due: list[float | None] = [self.pending.next_deadline(), self.last_gc + 10.0]
+        due += [job.wake_at() for job in self.dtmf_jobs]
+        due += [t for t, _ in self.graveyard]
+        due += [c.born + CHILD_GRACE_S for c in self.calls.live.values() if c.child_of]
+        busy = bool(self.calls.live or self.players)
+        return next_wake(now, *due, idle_max=BUSY_WAIT_S if busy else IDLE_WAIT_S)
+
+    def pump(self, ms: int) -> None:
+        """Run the event loop from inside an op (bounded waits)."""
+        assert self.ep is not None
+        self.ep.libHandleEvents(ms)
+        self.housekeeping()
+        self.flush()
 
     def orphaned(self) -> None:
         """The parent closed the channel: never linger. Best-effort BYEs, then exit."""
         log("channel closed by parent: exiting")
         try:
-            if self.ep is not None and self.calls:
+            if self.ep is not None and self.calls.live:
                 self.ep.hangupAllCalls()
                 deadline = time.monotonic() + 0.3
-                while self.calls and time.monotonic() < deadline:
+                while self.calls.live and time.monotonic() < deadline:
                     self.ep.libHandleEvents(10)
         except Exception:
             pass
         hard_exit(0)
-
-    def wake(self) -> None:
-        """Cut the main loop's poll short so a request runs at once, not after POLL_MS.
-
-        A datagram shorter than pjsip's minimum SIP packet size is read and dropped by
-        the UDP transport without a log line, but it ends ``libHandleEvents``' wait.
-        """
-        port = self.sip_port
-        if port is not None:
-            try:
-                self.waker.sendto(b"\0", (LOOPBACK, port))
-            except OSError:
-                pass
-
-    def reader_loop(self) -> None:
-        """Reader thread: socket lines → request queue. Never touches pjsua2."""
-        reader = LineReader(self.sock)
-        try:
-            while True:
-                msg = reader.read()
-                if msg is None:
-                    break
-                self.requests.put(msg)
-                self.wake()
-        except (OSError, ProtocolError) as exc:
-            log(f"channel read failed: {exc}")
-        self.requests.put(None)
-        # If the main thread is stuck inside pjsua, still do not outlive the parent.
-        time.sleep(ORPHAN_GRACE_S)
-        log("main loop did not exit after channel close: hard exit")
-        hard_exit(3)
 
     # ----------------------------------------------------------------- requests
 
@@ -475,9 +330,10 @@ class AgentServer:
             return
         args = {k: v for k, v in req.items() if k not in ("id", "op")}
         if op != "ping":
-            log(f"req {req_id} {op} {_brief(args)}")
+            log(f"req {req_id} {op} {brief(args)}")
         try:
-            if op not in ("start", "shutdown", "ping", "reset", "debug_abort") and self.transport_id is None:
+            if op not in ("start", "shutdown", "ping", "reset", "debug_abort") \
+                    and self.transport_id is None:
                 raise OpError("agent not started (send 'start' first)")
             result = fn(req_id, args)
         except OpError as exc:
@@ -513,24 +369,32 @@ class AgentServer:
             raise OpError(f"missing {key!r} (a call handle)")
         call = self.calls.get(handle)
         if call is None:
-            if handle in self.ended:
+            if handle in self.calls.ended:
                 raise OpError(f"call {handle} has ended")
             raise OpError(f"unknown call {handle!r}")
         if call.getId() < 0:
             raise OpError(f"call {handle} is not set up yet")
         return call
 
-    def call_state(self, call: AgentCall) -> int:
-        return call.getInfo().state
-
     def require_confirmed(self, call: AgentCall) -> None:
-        st = self.call_state(call)
+        st = call.getInfo().state
         if st != pj.PJSIP_INV_STATE_CONFIRMED:
             raise OpError(f"call {call.handle} is not active (state {state_name(st)})")
 
+    def verify_uri(self, args: dict[str, Any], key: str = "target") -> str:
+        value = args.get(key)
+        if not isinstance(value, str) or not value:
+            raise OpError(f"missing {key!r} (a sip: URI)")
+        assert self.ep is not None
+        if self.ep.utilVerifySipUri(value) != 0:
+            raise OpError(f"bad {'target ' if key == 'target' else key + ' '}URI {value!r}")
+        return value
+
     def op_ping(self, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid(), "calls": sorted(self.calls), "sip_port": self.sip_port,
-                "configured": self.acc is not None, "media_sockets": self.sockets_in_use()}
+        return {"pid": os.getpid(), "calls": sorted(self.calls.live), "sip_port": self.sip_port,
+                "configured": self.acc is not None,
+                "media_sockets": self.budget.in_use(len(self.calls)),
+                "media_clock": self.clock_on}
 
     def op_start(self, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
         if self.transport_id is not None:
@@ -546,22 +410,23 @@ class AgentServer:
         for port in range(first, last + 1, 2):
             tcfg = pj.TransportConfig()
             tcfg.port = port
-            tcfg.boundAddress = LOOPBACK
-            tcfg.publicAddress = LOOPBACK
+            tcfg.boundAddress = self.bind
+            tcfg.publicAddress = self.bind
             try:
                 self.transport_id = self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
             except pj.Error as exc:
-                errors.append(f"{port}: {exc.reason}")
+                errors.append(f"{port}: {readable(exc.reason)}")
                 continue
             self.sip_port = port
+            self.local_addr["UDP"] = f"{self.bind}:{port}"
             return {"sip_port": port}
-        raise OpError(f"no free UDP port on {LOOPBACK} in {first}-{last} (step 2); "
+        raise OpError(f"no free UDP port on {self.bind} in {first}-{last} (step 2); "
                       f"last error {errors[-1] if errors else '-'}")
 
     def op_configure(self, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
         assert self.ep is not None and self.transport_id is not None
         if self.acc is not None:
-            if self.calls:
+            if self.calls.live:
                 raise OpError("already configured and calls are up (send 'reset' first)")
             self.drop_account()
         dn = str(args.get("dn") or "")
@@ -570,7 +435,7 @@ class AgentServer:
         self.auto_ringing = bool(args.get("auto_ringing", True))
         self.apply_codecs(codecs)
         user = f"{dn}@" if dn else ""
-        uri = f"sip:{user}{LOOPBACK}:{self.sip_port}"
+        uri = f"sip:{user}{self.bind}:{self.sip_port}"
         if display:
             quoted = display.replace("\\", "\\\\").replace('"', '\\"')
             id_uri = f'"{quoted}" <{uri}>'
@@ -583,8 +448,8 @@ class AgentServer:
         mtc = acfg.mediaConfig.transportConfig
         mtc.port = self.rtp_port
         mtc.portRange = self.rtp_port_count
-        mtc.boundAddress = LOOPBACK
-        mtc.publicAddress = LOOPBACK
+        mtc.boundAddress = self.bind
+        mtc.publicAddress = self.bind
         # No automatic re-INVITE/UPDATE after answer: the trace stays what the scenario did,
         # and a pending hold/retrieve only ever sees its own re-INVITE.
         acfg.mediaConfig.lockCodecEnabled = False
@@ -615,42 +480,23 @@ class AgentServer:
         for cid in self.default_codecs:
             self.ep.codecSetPriority(cid, wanted.get(cid, 0))
 
-    def sockets_in_use(self) -> int:
-        now = time.monotonic()
-        while self.socket_releases and self.socket_releases[0] <= now:
-            self.socket_releases.popleft()
-        return SOCKETS_PER_CALL * (len(self.calls) + len(self.socket_releases))
-
     def wait_socket_budget(self, timeout: float = 2.0) -> None:
-        """Poll until a new call's sockets fit in the ioqueue (see IOQUEUE_HANDLES)."""
-        limit = IOQUEUE_HANDLES - IOQUEUE_RESERVED
+        """Poll until a new call's sockets fit in the ioqueue (see book.IOQUEUE_HANDLES)."""
         deadline = time.monotonic() + timeout
-        while self.sockets_in_use() + SOCKETS_PER_CALL > limit:
+        while not self.budget.fits(len(self.calls)):
             if time.monotonic() > deadline:
-                raise OpError(f"too many calls set up in the last {SOCKET_FREE_DELAY_S}s: "
+                raise OpError("too many calls set up in the last 0.65s: "
                               "pjsip's socket table is full; retry later")
             self.pump(10)
 
-    def pump(self, ms: int) -> None:
-        """Run the event loop from inside an op (bounded waits)."""
-        assert self.ep is not None
-        self.ep.libHandleEvents(ms)
-        self.after_poll()
-        self.flush()
-
     def op_make_call(self, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
         acc = self.require_account()
-        assert self.ep is not None
-        target = args.get("target")
-        if not isinstance(target, str) or not target:
-            raise OpError("missing 'target' (a sip: URI)")
-        if self.ep.utilVerifySipUri(target) != 0:
-            raise OpError(f"bad target URI {target!r}")
+        target = self.verify_uri(args)
         headers = args.get("headers") or {}
         if not isinstance(headers, dict):
             raise OpError("'headers' must be an object")
         self.wait_socket_budget()
-        handle = self.new_handle()
+        handle = self.calls.new_handle()
         call = AgentCall(self, acc, handle)
         prm = pj.CallOpParam(True)
         for name, value in headers.items():
@@ -658,23 +504,23 @@ class AgentServer:
             hdr.hName = str(name)
             hdr.hValue = str(value)
             prm.txOption.headers.append(hdr)
-        self.calls[handle] = call
+        self.calls.add(handle, call)
+        self.media_clock(True)
         try:
             call.makeCall(target, prm)
         except pj.Error:
-            if self.calls.pop(handle, None) is not None:
+            if self.calls.discard(handle) is not None:
                 # media may have been created and closed: count its sockets as closing
-                self.socket_releases.append(time.monotonic() + SOCKET_FREE_DELAY_S)
+                self.budget.released()
             raise
         cid = None if call.gone else self.note_callid(call)
         if cid is None:  # ended inside makeCall: its Call-ID was noted by onCallState
-            cid = next((k for k, v in self.callids.items() if v == handle), None)
+            cid = self.calls.callid_of(handle)
         return {"call": handle, "sip_call_id": cid}
 
     def op_answer(self, req_id: Any, args: dict[str, Any]) -> None:
         call = self.get_call(args)
-        code = int(args.get("code") or 200)
-        self.answer(call, code, args.get("reason"))
+        self.answer(call, int(args.get("code") or 200), args.get("reason"))
 
     def answer(self, call: AgentCall, code: int, reason: Any = None) -> None:
         ci = call.getInfo()
@@ -696,56 +542,47 @@ class AgentServer:
         code = int(args["code"])
         if not 100 <= code <= 699:
             raise OpError(f"status code {code} not in 100-699")
-        call = self.get_call(args)
-        self.answer(call, code, args.get("reason"))
+        self.answer(self.get_call(args), code, args.get("reason"))
 
     def op_hangup(self, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
         handle = args.get("call")
-        if isinstance(handle, str) and handle in self.ended and handle not in self.calls:
+        if isinstance(handle, str) and handle in self.calls.ended and handle not in self.calls:
             return {"already_ended": True}
         call = self.get_call(args)
         prm = pj.CallOpParam(True)
-        code = args.get("code")
-        if code:
-            prm.statusCode = int(code)
+        if args.get("code"):
+            prm.statusCode = int(args["code"])
         if args.get("reason"):
             prm.reason = str(args["reason"])
         call.hangup(prm)
         return {"already_ended": False}
 
-    def defer(self, call: AgentCall, req_id: Any, op: str, kind: str, args: dict[str, Any],
-              send: Callable[[], None]) -> _Deferred:
-        """Run ``send`` and reply when the SIP outcome of ``kind`` arrives on ``call``."""
-        if any(p.kind == kind for p in self.pending_ops.get(call.handle, [])):
-            raise OpError(f"call {call.handle}: a previous {op} is still waiting for its answer")
-        pending = PendingOp(req_id, op, kind, float(args.get("timeout", 10.0)))
-        self.pending_ops.setdefault(call.handle, []).append(pending)
+    def defer(self, key: str, req_id: Any, op: str, kind: str, what: str,
+              args: dict[str, Any], send: Callable[[], None]) -> _Deferred:
+        """Run ``send`` and reply when the SIP outcome of ``kind`` on ``key`` arrives."""
+        try:
+            pending = self.pending.add(req_id, op, kind, key, float(args.get("timeout", 10.0)),
+                                       what)
+        except ValueError as exc:
+            raise OpError(str(exc)) from None
         try:
             send()
         except BaseException:
-            self.drop_pending(call.handle, pending)
+            self.pending.remove(pending)
             raise
         return DEFERRED
 
-    def drop_pending(self, handle: str, pending: PendingOp) -> None:
-        ops = self.pending_ops.get(handle)
-        if ops and pending in ops:
-            ops.remove(pending)
-            if not ops:
-                del self.pending_ops[handle]
-
-    def resolve(self, handle: str, kind: str, ok: bool, result: dict[str, Any] | None = None,
-                error: str | None = None) -> None:
-        for pending in list(self.pending_ops.get(handle, [])):
-            if pending.kind == kind:
-                self.drop_pending(handle, pending)
-                self.reply(pending.req_id, ok, result,
-                           error=f"{pending.op}: {error}" if error else None)
+    def resolve(self, key: str, kind: str | None, ok: bool,
+                result: dict[str, Any] | None = None, error: str | None = None) -> None:
+        for pending in self.pending.take(key, kind):
+            self.reply(pending.req_id, ok, result,
+                       error=f"{pending.op}: {error}" if error else None)
 
     def op_hold(self, req_id: Any, args: dict[str, Any]) -> Any:
         call = self.get_call(args)
         self.require_confirmed(call)
-        return self.defer(call, req_id, "hold", "reinvite", args,
+        return self.defer(call.handle, req_id, "hold", "reinvite",
+                          "final response to the re-INVITE", args,
                           lambda: call.setHold(pj.CallOpParam(True)))
 
     def op_retrieve(self, req_id: Any, args: dict[str, Any]) -> Any:
@@ -753,19 +590,15 @@ class AgentServer:
         self.require_confirmed(call)
         prm = pj.CallOpParam(True)
         prm.opt.flag = pj.PJSUA_CALL_UNHOLD
-        return self.defer(call, req_id, "retrieve", "reinvite", args, lambda: call.reinvite(prm))
+        return self.defer(call.handle, req_id, "retrieve", "reinvite",
+                          "final response to the re-INVITE", args, lambda: call.reinvite(prm))
 
     def op_transfer(self, req_id: Any, args: dict[str, Any]) -> Any:
         call = self.get_call(args)
         self.require_confirmed(call)
-        target = args.get("target")
-        if not isinstance(target, str) or not target:
-            raise OpError("missing 'target' (a sip: URI)")
-        assert self.ep is not None
-        if self.ep.utilVerifySipUri(target) != 0:
-            raise OpError(f"bad target URI {target!r}")
-        return self.defer(call, req_id, "transfer", "refer", args,
-                          lambda: call.xfer(target, pj.CallOpParam(True)))
+        target = self.verify_uri(args)
+        return self.defer(call.handle, req_id, "transfer", "refer", "response to the REFER",
+                          args, lambda: call.xfer(target, pj.CallOpParam(True)))
 
     def op_transfer_attended(self, req_id: Any, args: dict[str, Any]) -> Any:
         call = self.get_call(args)
@@ -774,7 +607,8 @@ class AgentServer:
             raise OpError("call and dest_call are the same call")
         self.require_confirmed(call)
         self.require_confirmed(dest)
-        return self.defer(call, req_id, "transfer_attended", "refer", args,
+        return self.defer(call.handle, req_id, "transfer_attended", "refer",
+                          "response to the REFER", args,
                           lambda: call.xferReplaces(dest, pj.CallOpParam(True)))
 
     def op_dtmf(self, req_id: Any, args: dict[str, Any]) -> Any:
@@ -783,7 +617,7 @@ class AgentServer:
         digits = str(args.get("digits") or "").upper()
         if not digits:
             raise OpError("no digits")
-        bad = sorted(set(digits) - DTMF_DIGITS)
+        bad = sorted(set(digits) - set(DTMF_DIGITS))
         if bad:
             raise OpError(f"invalid DTMF digit(s) {''.join(bad)!r} (allowed 0-9 * # A-D)")
         method = str(args.get("method") or "rfc2833").lower()
@@ -827,9 +661,8 @@ class AgentServer:
         for job in self.dtmf_jobs:
             self.reply(job.req_id, False, error="dtmf: cancelled by reset")
         self.dtmf_jobs.clear()
-        for handle in list(self.pending_ops):
-            for kind in ("reinvite", "refer"):
-                self.resolve(handle, kind, False, error="cancelled by reset")
+        for pending in self.pending.take():
+            self.reply(pending.req_id, False, error=f"{pending.op}: cancelled by reset")
         left = self.hangup_all(timeout)
         for play_id in list(self.players):
             self.bury(self.players.pop(play_id))
@@ -839,16 +672,15 @@ class AgentServer:
         self.drop_account()
         if self.ep is not None and self.transport_id is not None:
             self.apply_codecs(None)
-        if len(self.callids) > 2000:
-            # Late messages of old calls (a 200 to a BYE) then just get call=null.
-            self.callids = {k: v for k, v in self.callids.items() if v in self.calls}
+        self.calls.prune_callids()
+        self.media_clock(False)
         gc.collect()
         return {}
 
     def hangup_all(self, timeout: float) -> list[str]:
         """Hang up every call and poll until they are gone (bounded). Returns leftovers."""
         assert self.ep is not None
-        for handle, call in list(self.calls.items()):
+        for handle, call in list(self.calls.live.items()):
             if call.getId() < 0:
                 self.forget_call(call, 0, "dropped before set-up")
                 continue
@@ -858,12 +690,12 @@ class AgentServer:
                 log(f"hangup {handle}: {pj_error_text(exc)}")
         deadline = time.monotonic() + timeout
         forced = False
-        while self.calls and time.monotonic() < deadline:
+        while self.calls.live and time.monotonic() < deadline:
             self.pump(10)
             if not forced and time.monotonic() > deadline - timeout / 2:
                 forced = True
                 self.ep.hangupAllCalls()
-        return sorted(self.calls)
+        return sorted(self.calls.live)
 
     def drop_account(self) -> None:
         if self.acc is None:
@@ -897,42 +729,34 @@ class AgentServer:
 
     # ----------------------------------------------------------------- timers
 
-    def after_poll(self) -> None:
-        while True:
-            try:
-                kind, data = self.posted.get_nowait()
-            except queue.Empty:
-                break
+    def housekeeping(self) -> None:
+        """After each poll: posted facts, due DTMF digits and deadlines, media clock."""
+        for kind, data in self.ch.take_posted():
             if kind == "eof":
                 player = self.players.pop(data, None)
                 if player is not None:
                     self.emit("play_done", call=player.handle, path=player.path)
                     self.bury(player, eof_seen=True)
-        now = time.monotonic()
         for job in list(self.dtmf_jobs):
-            if job.reply_at is not None:
-                if now >= job.reply_at:
-                    self.dtmf_jobs.remove(job)
-                    self.reply(job.req_id, True, {"sent": job.digits})
-            elif now >= job.next_at:
+            due = job.due()
+            if due == "reply":
+                self.dtmf_jobs.remove(job)
+                self.reply(job.req_id, True, {"sent": job.digits})
+            elif due == "send":
                 self.step_dtmf(job)
-        for handle, ops in list(self.pending_ops.items()):
-            for pending in list(ops):
-                if now >= pending.deadline:
-                    self.drop_pending(handle, pending)
-                    what = "final response to the re-INVITE" if pending.kind == "reinvite" \
-                        else "response to the REFER"
-                    self.reply(pending.req_id, False,
-                               error=f"{pending.op}: no {what} on {handle} in time")
-        for handle, call in list(self.calls.items()):
-            if call.child_of is not None and call.getId() < 0 and now - call.born > 1.0:
+        for pending in self.pending.expired():
+            self.reply(pending.req_id, False,
+                       error=f"{pending.op}: no {pending.what} on {pending.key} in time")
+        now = time.monotonic()
+        for call in list(self.calls.live.values()):
+            if call.child_of is not None and call.getId() < 0 and now - call.born > CHILD_GRACE_S:
                 self.forget_call(call, 500, f"call for transfer/replace on {call.child_of} "
                                             "was never created")
         if self.graveyard:
             # Destroyed here, on the main thread, outside any callback.
-            keep = [(t, obj) for t, obj in self.graveyard if t > now]
-            if len(keep) != len(self.graveyard):
-                self.graveyard = keep
+            self.graveyard = [(t, obj) for t, obj in self.graveyard if t > now]
+        if not self.calls.live and not self.players:
+            self.media_clock(False)
         if now - self.last_gc > 10.0:
             self.last_gc = now
             gc.collect()
@@ -952,7 +776,7 @@ class AgentServer:
             self.reply(job.req_id, False,
                        error=f"dtmf: call {job.handle} ended after {job.index} digit(s)")
             return
-        digit = job.digits[job.index]
+        digit = job.next_digit
         prm = pj.CallSendDtmfParam()
         prm.method = (pj.PJSUA_DTMF_METHOD_SIP_INFO if job.method == "info"
                       else pj.PJSUA_DTMF_METHOD_RFC2833)
@@ -965,50 +789,93 @@ class AgentServer:
             self.reply(job.req_id, False, error=f"dtmf: digit {job.index + 1} ({digit}): "
                                                 f"{pj_error_text(exc)}")
             return
-        job.index += 1
-        now = time.monotonic()
-        if job.method == "rfc2833":
-            # The stream queues digits: each one plays for `duration`, then its end
-            # packets go out. Track when the queue drains.
-            job.busy_until = max(now, job.busy_until) + (job.duration + 20) / 1000.0
-        if job.index >= len(job.digits):
-            if job.method == "rfc2833":
-                # Reply once the last tone (and its end packets) really left.
-                job.reply_at = job.busy_until + 0.04
-            else:
-                self.dtmf_jobs.remove(job)
-                self.reply(job.req_id, True, {"sent": job.digits})
-        else:
-            job.next_at = now + job.interval
+        if job.sent():
+            self.dtmf_jobs.remove(job)
+            self.reply(job.req_id, True, {"sent": job.digits})
 
-    # ----------------------------------------------------------------- callbacks
+    # ----------------------------------------------------------------- SIP trace
+
+    def on_log(self, level: int, msg: str) -> None:
+        """One pjsua log entry. ``msg`` may carry surrogate escapes (peer bytes)."""
+        if (msg.startswith("TX ") or msg.startswith("RX ")) and "--end msg--" in msg:
+            self.on_sip_log(msg)
+            return
+        if msg.startswith("Dropped packet:") and msg.rstrip().endswith("-- end of packet."):
+            body = msg[len("Dropped packet:"):].rstrip()[: -len("-- end of packet.")]
+            transport, remote, error = self._dropping or ("UDP", None, "unparseable")
+            self._dropping = None
+            self.emit_sip("rx", transport, remote, raw_of(body.removesuffix("\n")),
+                          malformed=True, error=readable(error))
+            return
+        m = _DROPPING_RE.match(msg)
+        if m:
+            self._dropping = (m.group(2), f"{m.group(3)}:{m.group(4)}",
+                              m.group(5).strip().lstrip(": ").strip())
+            return
+        m = _ERROR_PKT_RE.match(msg)
+        if m:
+            self.emit_sip("rx", "UDP" if "UDP" in self.local_addr else next(
+                iter(self.local_addr), "UDP"), f"{m.group(1)}:{m.group(2)}",
+                raw_of(m.group(4)), malformed=True, error=readable(m.group(3)))
+            return
+        if level <= 2:
+            # Level 3 is mostly call dumps: they would push the useful lines (and a C
+            # assert message) out of the parent's short stderr tail.
+            log("pj: " + msg.rstrip())
 
     def on_sip_log(self, msg: str) -> None:
         first, _, rest = msg.partition("\n")
-        direction = "tx" if first.startswith("TX") else "rx"
         text = rest.rsplit("--end msg--", 1)[0]
         if text.endswith("\n"):
             text = text[:-1]
-        summary = text.split("\r\n", 1)[0].split("\n", 1)[0].strip()
-        peer = None
-        m = re.search(r" (?:to|from) (\S+ \S+?):?$", first)
-        if m:
-            peer = m.group(1)
-        cm = _CALL_ID_RE.search(text)
-        cid = cm.group(1) if cm else None
-        self.emit("sip", dir=direction, summary=summary, call=self.callids.get(cid) if cid else None,
-                  peer=peer, text=text, _callid=cid)
+        m = _LOG_HEAD_RE.match(first.strip())
+        direction = "tx" if first.startswith("TX") else "rx"
+        transport, remote, size = (m.group(3), m.group(4), int(m.group(2))) if m \
+            else ("UDP", None, None)
+        raw = raw_of(text)
+        self.emit_sip(direction, transport, remote, raw,
+                      truncated=size is not None and len(raw) < size)
+
+    def emit_sip(self, direction: str, transport: str, remote: str | None, raw: bytes,
+                 malformed: bool = False, truncated: bool = False,
+                 error: str | None = None) -> None:
+        """The trace record of one SIP message (docs/agent-protocol.md, ``sip`` event)."""
+        message = parse(raw)
+        cid = message.call_id
+        fields: dict[str, Any] = {
+            "dir": direction,
+            "transport": transport,
+            "local": self.local_addr.get(transport),
+            "remote": remote,
+            "peer": f"{transport} {remote}" if remote else None,
+            "wall": time.time(),
+            "summary": message.start_line,
+            "text": message.text,
+            "raw": base64.b64encode(raw).decode("ascii"),
+            "call": self.calls.handle_of(cid),
+            "sip_call_id": cid,
+            "malformed": malformed,
+            "truncated": truncated,
+        }
+        if error is not None:
+            fields["error"] = error
+        if cid is not None:
+            fields["_callid"] = cid
+        self.emit("sip", **fields)
+
+    # ----------------------------------------------------------------- callbacks
 
     def on_incoming(self, prm: "pj.OnIncomingCallParam") -> None:
         assert self.acc is not None
-        handle = self.new_handle()
+        handle = self.calls.new_handle()
         call = AgentCall(self, self.acc, handle, prm.callId)
-        self.calls[handle] = call
+        self.calls.add(handle, call)
+        self.media_clock(True)
         ci = call.getInfo()
-        if ci.callIdString:
-            self.callids[ci.callIdString] = handle
+        cid = readable(ci.callIdString)
+        self.calls.note_callid(cid, handle)
         try:
-            headers = parse_headers(prm.rdata.wholeMsg)
+            headers = parse(prm.rdata.wholeMsg).headers.as_dict()
         except Exception:
             headers = {}
         if self.auto_ringing:
@@ -1019,14 +886,13 @@ class AgentServer:
             except pj.Error as exc:
                 log(f"auto 180 on {handle}: {pj_error_text(exc)}")
         self.emit("incoming", call=handle, **{"from": ci.remoteUri, "to": ci.localUri},
-                  headers=headers, sip_call_id=ci.callIdString)
+                  headers=headers, sip_call_id=cid)
 
     def on_call_state(self, call: AgentCall) -> None:
         if call.gone:
             return
         ci = call.getInfo()
-        if ci.callIdString:
-            self.callids[ci.callIdString] = call.handle
+        self.calls.note_callid(readable(ci.callIdString), call.handle)
         st = ci.state
         if st == pj.PJSIP_INV_STATE_CONFIRMED:
             if not call.confirmed:
@@ -1042,11 +908,9 @@ class AgentServer:
         if call.gone:
             return
         call.gone = True
-        self.calls.pop(call.handle, None)
-        self.socket_releases.append(time.monotonic() + SOCKET_FREE_DELAY_S)
-        self.ended.add(call.handle)
-        for kind in ("reinvite", "refer"):
-            self.resolve(call.handle, kind, False, error=f"call {call.handle} ended ({code} {reason})")
+        self.calls.end(call.handle)
+        self.budget.released()
+        self.resolve(call.handle, None, False, error=f"call {call.handle} ended ({code} {reason})")
         for play_id, player in list(self.players.items()):
             if player.handle == call.handle:
                 self.bury(self.players.pop(play_id))
@@ -1090,12 +954,12 @@ class AgentServer:
         method = "info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc2833"
         self.emit("dtmf", call=call.handle, digit=str(prm.digit).upper(), method=method)
 
-    def make_child(self, parent: AgentCall) -> AgentCall:
+    def make_child(self, parent: AgentCall, call_id: int = pj.PJSUA_INVALID_ID) -> AgentCall:
         assert self.acc is not None
-        handle = self.new_handle()
-        child = AgentCall(self, self.acc, handle)
+        child = AgentCall(self, self.acc, self.calls.new_handle(), call_id)
         child.child_of = parent.handle
-        self.calls[handle] = child
+        self.calls.add(child.handle, child)
+        self.media_clock(True)
         return child
 
     def on_transfer_request(self, call: AgentCall, prm: "pj.OnCallTransferRequestParam") -> None:
@@ -1119,68 +983,42 @@ class AgentServer:
     def on_replace_request(self, call: AgentCall, prm: "pj.OnCallReplaceRequestParam") -> None:
         if self.acc is None or prm.statusCode >= 300:
             return
-        child = self.make_child(call)
-        prm.newCall = child
+        prm.newCall = self.make_child(call)
 
     def on_replaced(self, call: AgentCall, prm: "pj.OnCallReplacedParam") -> None:
         new_id = prm.newCallId
-        child = next((c for c in self.calls.values()
+        child = next((c for c in self.calls.live.values()
                       if c.child_of == call.handle and c.getId() == new_id), None)
         if child is None:
-            assert self.acc is not None
-            child = AgentCall(self, self.acc, self.new_handle(), new_id)
-            child.child_of = call.handle
-            self.calls[child.handle] = child
+            child = self.make_child(call, new_id)
             prm.newCall = child
         self.note_callid(child)
         self.emit("replaced", call=call.handle, new_call=child.handle)
 
 
-def _brief(args: dict[str, Any]) -> str:
-    text = " ".join(f"{k}={v!r}" for k, v in args.items())
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def state_name(st: int) -> str:
-    names = {
-        0: "NULL", 1: "CALLING", 2: "INCOMING", 3: "EARLY", 4: "CONNECTING",
-        5: "CONFIRMED", 6: "DISCONNECTED",
-    }
-    return names.get(st, str(st))
-
-
-def pj_error_text(exc: "pj.Error") -> str:
-    """pjsua2's reason text and status (``info()`` also has the C expression and file)."""
-    try:
-        return f"{exc.reason} (status={exc.status})"
-    except Exception:
-        return str(exc)
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    global _AGENT_NAME
     parser = argparse.ArgumentParser(prog="python -m pytest_sipflow.agent")
     parser.add_argument("--fd", type=int, required=True, help="inherited socket fd (socketpair end)")
     parser.add_argument("--name", default="agent")
     ns = parser.parse_args(argv)
-    _AGENT_NAME = ns.name
+    set_name(ns.name)
     # Automatic GC could run a SWIG destructor on the reader thread (unregistered with
     # pjlib → assert → abort). The main loop collects explicitly instead.
     gc.disable()
-    sock = socket.socket(fileno=ns.fd)
-    server = AgentServer(sock, ns.name)
+    agent = AgentEndpoint(socket.socket(fileno=ns.fd), ns.name)
     try:
-        server.init_endpoint()
+        agent.init_endpoint()
     except Exception:
         log("endpoint init failed:\n" + traceback.format_exc())
         hard_exit(2)
-    threading.Thread(target=server.reader_loop, name="sipflow-agent-reader", daemon=True).start()
-    server.emit("ready", pid=os.getpid(), pjsua2=server.ep.libVersion().full if server.ep else None)
-    server.flush()
+    agent.ch.start_reader()
+    agent.emit("ready", pid=os.getpid(),
+               pjsua2=agent.ep.libVersion().full if agent.ep else None)
+    agent.flush()
     try:
-        server.run()
+        agent.run()
     except Exception:
         log("main loop crashed:\n" + traceback.format_exc())
         hard_exit(1)
