@@ -45,6 +45,14 @@ BUSY_WAIT_S = 0.1
 #: A REFER/Replaces child that pjsua did not create within this time is reported ended.
 CHILD_GRACE_S = 1.0
 
+#: Transports an account can use; UDP is created by ``start``, TCP/TLS on first use.
+TRANSPORT_TYPES = {"UDP": pj.PJSIP_TRANSPORT_UDP, "TCP": pj.PJSIP_TRANSPORT_TCP,
+                   "TLS": pj.PJSIP_TRANSPORT_TLS}
+#: Listener port of each transport, relative to the agent's UDP SIP port.
+TRANSPORT_PORT_OFFSET = {"UDP": 0, "TCP": 0, "TLS": 1}
+DEFAULT_REG_TIMEOUT_S = 10.0
+DEFAULT_EXPIRES_S = 300
+
 _LOG_HEAD_RE = re.compile(r"^(RX|TX) (\d+) bytes .* (?:from|to) (\S+) (\S+):$")
 _DROPPING_RE = re.compile(r"^Dropping (\d+) bytes packet from (\S+) (\S+):(\d+) ?(.*)$", re.S)
 _ERROR_PKT_RE = re.compile(r"^Error processing packet from (\S+):(\d+): (.*?):\n(.*)"
@@ -76,6 +84,55 @@ def state_name(st: int) -> str:
     return names.get(st, str(st))
 
 
+def sip_uri(value: str, transport: str) -> str:
+    """``host[:port]`` or a URI → a sip: URI with ``;transport=`` for TCP/TLS."""
+    uri = value if value.startswith(("sip:", "sips:")) else f"sip:{value}"
+    if transport != "UDP" and ";transport=" not in uri.lower():
+        uri += f";transport={transport.lower()}"
+    return uri
+
+
+def uri_host(uri: str) -> str:
+    """The host of a sip: URI (without port and parameters)."""
+    rest = uri.split(":", 1)[1].split(";", 1)[0]
+    rest = rest.rsplit("@", 1)[-1]
+    if rest.startswith("["):
+        return rest.split("]", 1)[0] + "]"
+    return rest.split(":", 1)[0]
+
+
+def sip_headers(headers: Any) -> "pj.SipHeaderVector":
+    if headers is not None and not isinstance(headers, dict):
+        raise OpError("'headers' must be an object")
+    vec = pj.SipHeaderVector()
+    for name, value in (headers or {}).items():
+        hdr = pj.SipHeader()
+        hdr.hName = str(name)
+        hdr.hValue = str(value)
+        vec.append(hdr)
+    return vec
+
+
+def tls_settings(tls: Any) -> dict[str, Any]:
+    """The TLS options of ``configure`` with their defaults (verify the server)."""
+    if tls is None:
+        tls = {}
+    if not isinstance(tls, dict):
+        raise OpError("'tls' must be an object")
+    unknown = set(tls) - {"ca_file", "cert_file", "key_file", "key_password",
+                          "verify_server", "verify_client"}
+    if unknown:
+        raise OpError(f"unknown tls option(s): {', '.join(sorted(unknown))}")
+    out = {k: str(tls.get(k) or "") for k in ("ca_file", "cert_file", "key_file",
+                                              "key_password")}
+    for key in ("ca_file", "cert_file", "key_file"):
+        if out[key] and not os.path.isfile(out[key]):
+            raise OpError(f"tls {key}: file not found: {out[key]}")
+    out["verify_server"] = bool(tls.get("verify_server", True))
+    out["verify_client"] = bool(tls.get("verify_client", False))
+    return out
+
+
 # --------------------------------------------------------------------------- pjsua2 subclasses
 
 
@@ -100,6 +157,15 @@ class AgentAccount(pj.Account):
 
     def onIncomingCall(self, prm: "pj.OnIncomingCallParam") -> None:
         self.agent.guard("onIncomingCall", self.agent.on_incoming, prm)
+
+    def onRegState(self, prm: "pj.OnRegStateParam") -> None:
+        self.agent.guard("onRegState", self.agent.on_reg_state, prm)
+
+    def onInstantMessage(self, prm: "pj.OnInstantMessageParam") -> None:
+        self.agent.guard("onInstantMessage", self.agent.on_message, prm)
+
+    def onInstantMessageStatus(self, prm: "pj.OnInstantMessageStatusParam") -> None:
+        self.agent.guard("onInstantMessageStatus", self.agent.on_message_status, prm)
 
 
 class AgentCall(pj.Call):
@@ -178,6 +244,14 @@ class AgentEndpoint:
         self.rtp_port_count = 0
         self.acc: AgentAccount | None = None
         self.acc_uri: str | None = None
+        self.acc_cfg: "pj.AccountConfig | None" = None
+        self.registrar: str | None = None
+        #: kind → pjsua transport id (UDP from start, TCP/TLS created on first use)
+        self.transports: dict[str, int] = {}
+        self.tls_settings: dict[str, Any] | None = None
+        #: target URI → Buddy used to send MESSAGEs (dropped before the account)
+        self.buddies: dict[str, "pj.Buddy"] = {}
+        self.next_message = 1
         self.auto_ringing = True
         self.calls: CallBook[AgentCall] = CallBook()
         self.pending = PendingOps()
@@ -403,6 +477,7 @@ class AgentEndpoint:
         last = int(args.get("sip_port_last", first + 20))
         self.rtp_port = int(args.get("rtp_port", 4000))
         self.rtp_port_count = int(args.get("rtp_port_count", 100))
+        self.bind = str(args.get("bind_address") or LOOPBACK)
         if not (0 < first <= last < 65536):
             raise OpError(f"bad SIP port range {first}-{last}")
         assert self.ep is not None
@@ -418,12 +493,15 @@ class AgentEndpoint:
                 errors.append(f"{port}: {readable(exc.reason)}")
                 continue
             self.sip_port = port
+            self.transports["UDP"] = self.transport_id
             self.local_addr["UDP"] = f"{self.bind}:{port}"
             return {"sip_port": port}
         raise OpError(f"no free UDP port on {self.bind} in {first}-{last} (step 2); "
                       f"last error {errors[-1] if errors else '-'}")
 
-    def op_configure(self, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
+    def op_configure(self, req_id: Any, args: dict[str, Any]) -> Any:
+        """Create the account: local (``sip:dn@bind:port``) or, with ``registrar``, real
+        mode (AOR ``sip:dn@domain``, digest credentials, optional registration)."""
         assert self.ep is not None and self.transport_id is not None
         if self.acc is not None:
             if self.calls.live:
@@ -431,20 +509,49 @@ class AgentEndpoint:
             self.drop_account()
         dn = str(args.get("dn") or "")
         display = str(args.get("display") or "")
+        transport = str(args.get("transport") or "UDP").upper()
+        if transport not in TRANSPORT_TYPES:
+            raise OpError(f"unknown transport {transport!r} (UDP, TCP or TLS)")
+        registrar = args.get("registrar")
+        if registrar is not None and (not isinstance(registrar, str) or not registrar):
+            raise OpError("'registrar' must be a host[:port] or a sip: URI")
         codecs = args.get("codecs") or list(DEFAULT_CODECS)
         self.auto_ringing = bool(args.get("auto_ringing", True))
+        tid = self.ensure_transport(transport, args.get("tls"))
         self.apply_codecs(codecs)
         user = f"{dn}@" if dn else ""
-        uri = f"sip:{user}{self.bind}:{self.sip_port}"
+        acfg = pj.AccountConfig()
+        if registrar:
+            reg_uri = sip_uri(registrar, transport)
+            domain = str(args.get("domain") or uri_host(reg_uri))
+            uri = f"sip:{user}{domain}"
+            acfg.regConfig.registrarUri = reg_uri
+            acfg.regConfig.timeoutSec = int(args.get("expires") or DEFAULT_EXPIRES_S)
+            acfg.regConfig.retryIntervalSec = 0  # a failure is reported, not retried
+            acfg.regConfig.headers = sip_headers(args.get("headers"))
+            self.registrar = reg_uri
+        else:
+            tparam = "" if transport == "UDP" else f";transport={transport.lower()}"
+            uri = f"sip:{user}{self.bind}:{self.sip_port + TRANSPORT_PORT_OFFSET[transport]}" \
+                  f"{tparam}"
+            self.registrar = None
+        proxy = args.get("outbound_proxy") or (f"{self.registrar};lr" if self.registrar else None)
+        if proxy:
+            acfg.sipConfig.proxies.append(sip_uri(str(proxy), transport))
+        password = args.get("password")
+        if password is not None or args.get("username"):
+            cred = pj.AuthCredInfo("digest", str(args.get("realm") or "*"),
+                                   str(args.get("username") or dn), 0, str(password or ""))
+            acfg.sipConfig.authCreds.append(cred)
         if display:
             quoted = display.replace("\\", "\\\\").replace('"', '\\"')
             id_uri = f'"{quoted}" <{uri}>'
         else:
             id_uri = f"<{uri}>"
-        acfg = pj.AccountConfig()
         acfg.idUri = id_uri
-        acfg.sipConfig.transportId = self.transport_id
+        acfg.sipConfig.transportId = tid
         acfg.regConfig.registerOnAdd = False
+        acfg.regConfig.disableRegOnModify = True
         mtc = acfg.mediaConfig.transportConfig
         mtc.port = self.rtp_port
         mtc.portRange = self.rtp_port_count
@@ -457,7 +564,228 @@ class AgentEndpoint:
         acc.create(acfg, True)
         self.acc = acc
         self.acc_uri = id_uri
+        self.acc_cfg = acfg
+        if registrar and args.get("register", True):
+            return self.start_registration(req_id, "configure", args, {"uri": uri},
+                                           strict=True)
         return {"uri": uri}
+
+    def ensure_transport(self, kind: str, tls: Any) -> int:
+        """The agent's transport of ``kind``, created once (TCP on the SIP port, TLS on
+        the SIP port + 1, both on the bind address)."""
+        assert self.ep is not None and self.sip_port is not None
+        settings = tls_settings(tls) if kind == "TLS" else None
+        if kind in self.transports:
+            if kind == "TLS" and settings != self.tls_settings:
+                raise OpError("this agent's TLS transport was created with other TLS settings "
+                              "(one TLS transport per agent); use a fresh agent")
+            return self.transports[kind]
+        port = self.sip_port + TRANSPORT_PORT_OFFSET[kind]
+        tcfg = pj.TransportConfig()
+        tcfg.port = port
+        tcfg.boundAddress = self.bind
+        tcfg.publicAddress = self.bind
+        if settings is not None:
+            t = tcfg.tlsConfig
+            t.CaListFile = settings["ca_file"]
+            t.certFile = settings["cert_file"]
+            t.privKeyFile = settings["key_file"]
+            t.password = settings["key_password"]
+            t.verifyServer = settings["verify_server"]
+            t.verifyClient = settings["verify_client"]
+            t.requireClientCert = settings["verify_client"]
+        try:
+            tid = self.ep.transportCreate(TRANSPORT_TYPES[kind], tcfg)
+        except pj.Error as exc:
+            raise OpError(f"cannot listen on {kind} {self.bind}:{port}: {pj_error_text(exc)}")
+        self.transports[kind] = tid
+        self.local_addr[kind] = f"{self.bind}:{port}"
+        if kind == "TLS":
+            self.tls_settings = settings
+        return tid
+
+    # ----------------------------------------------------------------- registration
+
+    def start_registration(self, req_id: Any, op: str, args: dict[str, Any],
+                           result: dict[str, Any] | None = None, strict: bool = False
+                           ) -> _Deferred:
+        """Send REGISTER and reply when its final response arrives (or ``timeout``).
+
+        ``strict`` (configure): anything but a 2xx is an error. Otherwise (``register``)
+        every final response of the server is a result with its code, so a test can
+        expect a 401/403; only a local failure (no response, TLS, transport) is an error.
+        """
+        acc = self.require_registrar()
+        timeout = float(args.get("timeout") or DEFAULT_REG_TIMEOUT_S)
+        try:
+            pending = self.pending.add(req_id, op, "register", "account", timeout,
+                                       f"response from {self.registrar}",
+                                       result=dict(result or {}), strict=strict,
+                                       timeout_error=f"no response from {self.registrar} "
+                                                     f"within {timeout:g} s")
+        except ValueError as exc:
+            raise OpError(str(exc)) from None
+        try:
+            headers = args.get("headers")
+            if op == "register" and headers is not None and self.acc_cfg is not None:
+                self.acc_cfg.regConfig.headers = sip_headers(headers)
+                acc.modify(self.acc_cfg)
+            acc.setRegistration(True)
+        except BaseException:
+            self.pending.remove(pending)
+            raise
+        return DEFERRED
+
+    def require_registrar(self) -> AgentAccount:
+        acc = self.require_account()
+        if not self.registrar:
+            raise OpError("no registrar configured (configure with 'registrar' first)")
+        return acc
+
+    def op_register(self, req_id: Any, args: dict[str, Any]) -> Any:
+        return self.start_registration(req_id, "register", args)
+
+    def op_unregister(self, req_id: Any, args: dict[str, Any]) -> Any:
+        acc = self.require_registrar()
+        timeout = float(args.get("timeout") or DEFAULT_REG_TIMEOUT_S)
+        try:
+            pending = self.pending.add(req_id, "unregister", "unregister", "account", timeout,
+                                       f"response from {self.registrar}",
+                                       timeout_error=f"no response from {self.registrar} "
+                                                     f"within {timeout:g} s")
+        except ValueError as exc:
+            raise OpError(str(exc)) from None
+        try:
+            acc.setRegistration(False)
+        except BaseException:
+            self.pending.remove(pending)
+            raise
+        return DEFERRED
+
+    def on_reg_state(self, prm: "pj.OnRegStateParam") -> None:
+        code, reason = int(prm.code), readable(prm.reason)
+        expires = int(prm.expiration)
+        error = None if prm.status == 0 else self.status_text(prm.status)
+        registered = False
+        if self.acc is not None:
+            try:
+                registered = bool(self.acc.getInfo().regIsActive)
+            except pj.Error:
+                pass
+        fields: dict[str, Any] = {"code": code, "reason": reason, "expires": expires,
+                                  "registered": registered}
+        if error:
+            fields["error"] = error
+        self.emit("reg_state", **fields)
+        outcome = {"code": code, "reason": reason, "expires": expires, "registered": registered}
+        try:
+            answered = bool(prm.rdata.wholeMsg)  # a response of the server, not a local failure
+        except Exception:
+            answered = False
+        where = self.registrar
+        detail = f" ({error})" if error else ""
+        for pending in self.pending.take("account", "register"):
+            if not answered:
+                self.reply(pending.req_id, False, error=f"{pending.op}: REGISTER to {where} "
+                                                        f"failed: {code} {reason}{detail}")
+            elif pending.data.get("strict") and not 200 <= code < 300:
+                self.reply(pending.req_id, False, error=f"{pending.op}: registration to "
+                                                        f"{where} refused: {code} {reason}{detail}")
+            else:
+                self.reply(pending.req_id, True, {**pending.data.get("result", {}), **outcome})
+        for pending in self.pending.take("account", "unregister"):
+            if pending.req_id is None:  # reset's own, waited for in unregister_bounded
+                pending.data["outcome"] = {"error": error} if error else outcome
+            elif error is not None:
+                self.reply(pending.req_id, False, error=f"unregister: {where}: {code} {reason} "
+                                                        f"({error})")
+            else:
+                self.reply(pending.req_id, True, outcome)
+
+    def status_text(self, status: int) -> str:
+        assert self.ep is not None
+        try:
+            return readable(self.ep.utilStrError(status))
+        except Exception:
+            return f"status {status}"
+
+    def unregister_bounded(self, timeout: float) -> dict[str, Any]:
+        """For reset: un-REGISTER if registered, waiting at most ``timeout``."""
+        acc = self.acc
+        if acc is None or not self.registrar:
+            return {}
+        try:
+            if not acc.getInfo().regIsActive:
+                return {}
+            pending = self.pending.add(None, "reset", "unregister", "account", timeout,
+                                       f"response from {self.registrar}")
+            acc.setRegistration(False)
+        except (pj.Error, ValueError) as exc:
+            return {"unregister": {"error": str(exc)}}
+        deadline = time.monotonic() + timeout
+        outcome: dict[str, Any] = {"error": f"no response from {self.registrar} within {timeout}s"}
+        while time.monotonic() < deadline and "outcome" not in pending.data:
+            self.pump(20)
+        self.pending.remove(pending)
+        return {"unregister": pending.data.get("outcome", outcome)}
+
+    # ----------------------------------------------------------------- MESSAGE
+
+    def op_send_message(self, req_id: Any, args: dict[str, Any]) -> Any:
+        acc = self.require_account()
+        target = self.verify_uri(args)
+        body = str(args.get("body") or "")
+        ctype = str(args.get("content_type") or "text/plain")
+        buddy = self.buddies.get(target)
+        if buddy is None:
+            bcfg = pj.BuddyConfig()
+            bcfg.uri = target
+            bcfg.subscribe = False
+            buddy = pj.Buddy()
+            buddy.create(acc, bcfg)
+            self.buddies[target] = buddy
+        prm = pj.SendInstantMessageParam()
+        prm.content = body
+        prm.contentType = ctype
+        for hdr in sip_headers(args.get("headers")):
+            prm.txOption.headers.append(hdr)
+        n = self.next_message
+        self.next_message += 1
+        key = f"message:{target}"
+        try:
+            pending = self.pending.add(req_id, "send_message", "message", key,
+                                       float(args.get("timeout") or 10.0),
+                                       "final response to the MESSAGE", n=n)
+        except ValueError as exc:
+            raise OpError(str(exc)) from None
+        try:
+            buddy.sendInstantMessage(prm)
+        except BaseException:
+            self.pending.remove(pending)
+            raise
+        return DEFERRED
+
+    def on_message_status(self, prm: "pj.OnInstantMessageStatusParam") -> None:
+        to = readable(prm.toUri).strip().lstrip("<").rstrip(">")
+        code, reason = int(prm.code), readable(prm.reason)
+        taken = self.pending.take(f"message:{to}", "message")
+        if not taken:  # pjsua may spell the URI differently: oldest MESSAGE first
+            taken = sorted(self.pending.take(None, "message"), key=lambda p: p.data["n"])[:1]
+        for pending in taken:
+            if 200 <= code < 300:
+                self.reply(pending.req_id, True, {"code": code, "reason": reason})
+            else:
+                self.reply(pending.req_id, False,
+                           error=f"send_message: MESSAGE answered {code} {reason}")
+
+    def on_message(self, prm: "pj.OnInstantMessageParam") -> None:
+        try:
+            msg = parse(prm.rdata.wholeMsg)
+            headers, cid = msg.headers.as_dict(), msg.call_id
+        except Exception:
+            headers, cid = {}, None
+        self.emit("message", **{"from": prm.fromUri, "to": prm.toUri}, body=prm.msgBody,
+                  content_type=prm.contentType, headers=headers, sip_call_id=cid)
 
     def apply_codecs(self, codecs: Any) -> None:
         assert self.ep is not None
@@ -669,13 +997,14 @@ class AgentEndpoint:
         if left:
             raise OpError(f"{len(left)} call(s) did not end in {timeout}s: {', '.join(left)}; "
                           "discard this agent")
+        result = self.unregister_bounded(min(timeout, float(args.get("unregister_timeout", 2.0))))
         self.drop_account()
         if self.ep is not None and self.transport_id is not None:
             self.apply_codecs(None)
         self.calls.prune_callids()
         self.media_clock(False)
         gc.collect()
-        return {}
+        return result
 
     def hangup_all(self, timeout: float) -> list[str]:
         """Hang up every call and poll until they are gone (bounded). Returns leftovers."""
@@ -700,12 +1029,20 @@ class AgentEndpoint:
     def drop_account(self) -> None:
         if self.acc is None:
             return
+        # Buddies die first, on this thread: Account.shutdown() would delete their C++
+        # objects under Python's feet.
+        self.buddies.clear()
+        gc.collect()
+        for pending in self.pending.take(None, "message"):
+            self.reply(pending.req_id, False, error="send_message: cancelled by reset")
         try:
             self.acc.shutdown()
         except pj.Error as exc:
             log(f"account shutdown: {pj_error_text(exc)}")
         self.acc = None
         self.acc_uri = None
+        self.acc_cfg = None
+        self.registrar = None
 
     def op_debug_abort(self, req_id: Any, args: dict[str, Any]) -> None:
         """Test hook: die like a pjlib C assert does (SIGABRT), to exercise crash reports."""
@@ -745,8 +1082,10 @@ class AgentEndpoint:
             elif due == "send":
                 self.step_dtmf(job)
         for pending in self.pending.expired():
-            self.reply(pending.req_id, False,
-                       error=f"{pending.op}: no {pending.what} on {pending.key} in time")
+            if pending.req_id is None:
+                continue  # reset's own wait (unregister_bounded) reports it
+            error = pending.data.get("timeout_error") or f"no {pending.what} on {pending.key} in time"
+            self.reply(pending.req_id, False, error=f"{pending.op}: {error}")
         now = time.monotonic()
         for call in list(self.calls.live.values()):
             if call.child_of is not None and call.getId() < 0 and now - call.born > CHILD_GRACE_S:
