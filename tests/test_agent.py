@@ -29,17 +29,14 @@ RTP_PER_AGENT = 20
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % 4
 _SIP_BASE, _SIP_SLICE = SIP_FIRST + 220 * _WORKER, 220
 _RTP_BASE, _RTP_SLICE = RTP_FIRST + 500 * _WORKER, 500
-_sip_ports = itertools.count(_SIP_BASE, 6)
-_rtp_ports = itertools.count(_RTP_BASE, RTP_PER_AGENT)
+# Cycled: agents of earlier tests are closed, so their ports are free again.
+_sip_ports = itertools.cycle(range(_SIP_BASE, _SIP_BASE + _SIP_SLICE, 6))
+_rtp_ports = itertools.cycle(range(_RTP_BASE, _RTP_BASE + _RTP_SLICE - RTP_PER_AGENT + 1,
+                                   RTP_PER_AGENT))
 
 
 def _next_ports() -> tuple[int, int]:
-    sip = next(_sip_ports)
-    rtp = next(_rtp_ports)
-    if sip + 40 > min(SIP_LAST, _SIP_BASE + _SIP_SLICE + 40) or \
-            rtp + RTP_PER_AGENT > _RTP_BASE + _RTP_SLICE:
-        raise RuntimeError("test port ranges exhausted")
-    return sip, rtp
+    return next(_sip_ports), next(_rtp_ports)
 
 
 class Events:
