@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_sipflow.collect import session_key
 from pytest_sipflow.testing import KamailioServer, available, fixed_accounts
 from pytest_sipflow.testing.kamailio import BASE_PORT, PORTS_PER_WORKER
 from pytest_sipflow.ports import worker_index
@@ -84,6 +85,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    server = config.stash.get(_SERVER, None)
+    if server is not None:
+        # The CA exists only now; a user's suite would pass --sipflow-tls-ca instead.
+        config.stash[session_key].use_tls_files(ca_file=str(server.tls.ca))
     reason = config.stash.get(_SKIP, None)
     if reason is None:
         return
