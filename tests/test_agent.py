@@ -101,29 +101,43 @@ class UA:
         return self.agent.request(op, **args)
 
 
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., UA]]:
-    created: list[Agent] = []
-
-    def make(dn: str, *, configure: bool = True, **cfg: Any) -> UA:
-        agent = Agent(name=f"ua-{dn}")
+def started_agents(created: list[Agent], ports: Callable[[], tuple[int, int]], prefix: str,
+                   span: int = 40, rtp_count: int = RTP_PER_AGENT) -> Callable[[str], UA]:
+    """A maker of started agents (recorded in ``created`` for :func:`close_all`)."""
+    def make(dn: str) -> UA:
+        agent = Agent(name=f"{prefix}-{dn}")
         created.append(agent)
         events = Events()
         agent.set_event_sink(events)
         agent.wait_ready(10)
-        sip, rtp = _next_ports()
-        agent.request("start", sip_port=sip, sip_port_last=sip + 40, rtp_port=rtp,
-                      rtp_port_count=RTP_PER_AGENT)
-        if configure:
-            agent.request("configure", dn=dn, display=f"User {dn}", codecs=["PCMU", "PCMA"],
-                          auto_ringing=cfg.get("auto_ringing", True))
+        sip, rtp = ports()
+        agent.request("start", sip_port=sip, sip_port_last=sip + span, rtp_port=rtp,
+                      rtp_port_count=rtp_count)
         return UA(agent, events, dn)
+    return make
 
-    yield make
+
+def close_all(created: list[Agent]) -> None:
     for agent in created:
         agent.close()
     for agent in created:
         assert not agent.alive
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., UA]]:
+    created: list[Agent] = []
+    start = started_agents(created, _next_ports, "ua")
+
+    def make(dn: str, *, configure: bool = True, **cfg: Any) -> UA:
+        ua = start(dn)
+        if configure:
+            ua.req("configure", dn=dn, display=f"User {dn}", codecs=["PCMU", "PCMA"],
+                   auto_ringing=cfg.get("auto_ringing", True))
+        return ua
+
+    yield make
+    close_all(created)
 
 
 def connect(a: UA, b: UA) -> tuple[str, str]:

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_sipflow.agent import Agent, AgentError
 from pytest_sipflow.testing.kamailio import KamailioServer, available
-from test_agent import UA, Events
+from test_agent import UA, close_all, started_agents
 
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % 4
 _SIP = itertools.cycle(range(11000 + 250 * _WORKER, 11000 + 250 * (_WORKER + 1) - 10, 10))
@@ -39,23 +39,9 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioServe
 @pytest.fixture
 def agents() -> Iterator[Callable[[str], UA]]:
     created: list[Agent] = []
-
-    def make(dn: str) -> UA:
-        agent = Agent(name=f"real-{dn}")
-        created.append(agent)
-        events = Events()
-        agent.set_event_sink(events)
-        agent.wait_ready(10)
-        sip, rtp = next(_SIP), next(_RTP)
-        agent.request("start", sip_port=sip, sip_port_last=sip + 6, rtp_port=rtp,
-                      rtp_port_count=20, bind_address="127.0.0.1")
-        return UA(agent, events, dn)
-
-    yield make
-    for agent in created:
-        agent.close()
-    for agent in created:
-        assert not agent.alive
+    yield started_agents(created, lambda: (next(_SIP), next(_RTP)), "real", span=6,
+                         rtp_count=20)
+    close_all(created)
 
 
 def op(ua: UA, name: str, wait: float = 20.0, **args: Any) -> dict[str, Any]:
