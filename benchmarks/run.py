@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pytest_sipflow import graph  # noqa: E402
+from pytest_sipflow.agent.measure import cpu_seconds  # noqa: E402
 from pytest_sipflow.engine.runner import run_scenario  # noqa: E402
 from pytest_sipflow.pool import AgentPool  # noqa: E402
 from pytest_sipflow.ports import PortPlan  # noqa: E402
@@ -151,14 +152,12 @@ def plugin_import_ms(runs: int = 7) -> float:
     return statistics.median(samples)
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def idle_agent_cpu(seconds: float = 5.0, settle: float = 5.0) -> tuple[float, float]:
+    """(% of a core used by an idle agent, the same after it carried a call).
 
-
-def idle_agent_cpu(seconds: float = 5.0) -> tuple[float, float]:
-    """(% of a core used by an idle agent, the same right after it carried a call)."""
+    Measured ``settle`` seconds after start-up or the call's end: pjsip's transaction
+    timers of the last call still fire for a few seconds (about 0.2 % of a core then).
+    """
     g = graph.from_value(json.loads(basic_call(0)), "idle.sipflow.json")
     pool = AgentPool(PortPlan(sip_base=18500, sip_range=20, rtp_base=44000), name="idle")
     try:
@@ -167,10 +166,10 @@ def idle_agent_cpu(seconds: float = 5.0) -> tuple[float, float]:
             pool.release(agent, True)
 
         def measure() -> float:
-            time.sleep(1.0)  # let start-up or the last call's timers settle
-            before = {a.pid: _cpu_seconds(a.pid) for a in agents}
+            time.sleep(settle)  # let start-up or the last call's timers settle
+            before = {a.pid: cpu_seconds(a.pid) for a in agents}
             time.sleep(seconds)
-            used = [_cpu_seconds(pid) - t for pid, t in before.items()]
+            used = [cpu_seconds(pid) - t for pid, t in before.items()]
             return max(used) / seconds * 100.0
 
         fresh = measure()
