@@ -296,3 +296,25 @@ def test_importing_the_plugin_imports_no_loader_engine_or_agent_code() -> None:
             "'pytest_sipflow.ua', 'pytest_sipflow.pool')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_hooks_run_on_the_test_thread_and_a_slow_hook_stalls_no_agent(
+        sipflow_pytester: pytest.Pytester) -> None:
+    # Bug: hooks ran on an agent's reader thread under the engine's lock, so a slow
+    # pytest_sipflow_action_log stalled every agent's replies.
+    sipflow_pytester.makefile(".sipflow.json", call=basic_call())
+    sipflow_pytester.makeconftest("""
+        import json, threading, time
+        SEEN = set()
+        def pytest_sipflow_action_log(item, event):
+            SEEN.add(threading.current_thread().name)
+            if event.level == "sip":
+                time.sleep(0.02)  # slow, on purpose
+        def pytest_sessionfinish(session):
+            with open("threads.json", "w") as f:
+                json.dump(sorted(SEEN), f)
+    """)
+    result = sipflow_pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    threads = json.loads((sipflow_pytester.path / "threads.json").read_text())
+    assert threads == ["MainThread"], threads
