@@ -55,16 +55,19 @@ class SipRecord:
                    instance=str(data.get("instance", "")))
 
     @classmethod
-    def from_event(cls, data: Mapping[str, Any], own_address: str = "") -> SipRecord:
+    def from_event(cls, data: Mapping[str, Any], own_address: str = "",
+                   clock_offset: float | None = None) -> SipRecord:
         """From an agent's ``sip`` event, also of older agents, which sent ``peer``
         (``"UDP 127.0.0.1:5062"``) instead of ``transport``/``remote``, no ``local`` (then
         ``own_address``, the instance's) and ``t`` as ``time.monotonic()`` (``wall`` is
-        taken when present; a monotonic time is moved onto the wall clock)."""
+        taken when present; a monotonic time is moved onto the wall clock by
+        ``clock_offset``, default ``time.time() - time.monotonic()`` now: pass one offset for
+        all records of an item so their order is kept)."""
         peer_transport, _, peer_address = str(data.get("peer") or "").partition(" ")
         text = str(data.get("text", ""))
         t = float(data["wall"] if data.get("wall") is not None else data["t"])
         if t < EPOCH_2001:  # monotonic: same clock in the agent (same machine) and here
-            t += time.time() - time.monotonic()
+            t += clock_offset if clock_offset is not None else time.time() - time.monotonic()
         return cls.from_dict({
             **data, "t": t,
             "transport": data.get("transport") or peer_transport or "UDP",

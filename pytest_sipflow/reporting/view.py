@@ -8,6 +8,7 @@ the same callId labels and the same masked secrets. No pytest here either.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +37,11 @@ class ItemView:
         """Read the result's ``sip`` events into records, tolerating older agents' shape."""
         own = {i: str(v.get("address", "")) for i, v in getattr(result, "instances", {}).items()}
         records, skipped = [], 0
+        offset = time.time() - time.monotonic()  # one for all: older agents' monotonic times
         for raw in result.sip_messages:
             try:
-                records.append(SipRecord.from_event(raw, own.get(str(raw.get("instance")), "")))
+                records.append(SipRecord.from_event(raw, own.get(str(raw.get("instance")), ""),
+                                                    offset))
             except (KeyError, TypeError, ValueError):
                 skipped += 1
         records.sort(key=lambda r: r.t)
