@@ -338,3 +338,29 @@ def test_action_log_hook_gets_direction_and_whole_message(
     assert all(text.startswith(start) and "\nCSeq: " in text and same
                for _, start, text, same in seen), seen
     assert sorted(d for d, start, *_ in seen if start.startswith("BYE ")) == ["received", "sent"]
+
+
+# -- docs ---------------------------------------------------------------------------------
+
+def shape(text: str) -> list[str]:
+    """Lines without numbers, Call-IDs and runs of blanks: what every run has in common."""
+    text = re.sub(r"Call-ID [^)]+\)", "Call-ID)", text)
+    return [re.sub(r"[\d\s]+", " ", line).strip() for line in text.strip().splitlines()]
+
+
+def test_reading_a_failure_page_shows_a_real_run(sipflow_pytester: pytest.Pytester) -> None:
+    page = (REPO / "docs" / "reading-a-failure.md").read_text()
+    documented = re.findall(r"```text\n(.*?)\n```", page, flags=re.S)[0]
+    (text,) = re.findall(r"```json\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    doc = json.loads(text)
+    doc["edges"] = [e for e in doc["edges"] if e.get("sourceHandle") != "failure"]
+    doc["nodes"] = [n for n in doc["nodes"] if n["id"] != "busy"]
+    sipflow_pytester.makefile(".sipflow.json", busy=json.dumps(doc))
+    result = sipflow_pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    run = out[out.index("scenario 'Bob is busy' failed"):out.index("Captured sipflow")]
+    run = run.rsplit("\n", 1)[0]  # up to the section's title line
+    assert shape(run) == shape(documented)
+    assert (REPO / "docs" / "img" / "report.png").stat().st_size < 300_000
+    assert "](img/report.png)" in page
