@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from pytest_sipflow.reporting.ladder import build_ladder, cut, message_label, render_ladder
 from pytest_sipflow.reporting.trace import SipRecord
 
