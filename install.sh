@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # Installs everything pytest-sipflow needs into .venv (Python 3.11+), plus Debian's
-# sip-tester (SIPp), which only the benchmarks use to compare against.
+# kamailio + kamailio-tls-modules (the registrar the real-mode tests run against),
+# sip-tester (SIPp, the foreign SIP stack of those tests and the benchmarks) and tshark.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! command -v sipp >/dev/null 2>&1; then
+debs=(kamailio kamailio-tls-modules sip-tester tshark)
+missing=()
+for deb in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" || missing+=("$deb")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester >/dev/null
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
   else
-    echo "note: sipp (Debian package sip-tester) not installed; only benchmarks/run.py needs it" >&2
+    echo "note: not installed: ${missing[*]} (Debian packages; run ./install.sh as root to" \
+         "install them). Without kamailio the real-mode tests are skipped." >&2
   fi
 fi
 

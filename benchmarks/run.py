@@ -8,10 +8,11 @@ Measured side by side in one run, all on 127.0.0.1:
    `sipp -sn uas`), needs Debian's sip-tester;
 3. the suite with -n 2 against -n 0;
 4. the 50-instance scenario (25 simultaneous calls), warm pool and cold;
-5. the basic-call suite again with every per-item report on (trace, pcap, JSON), beside 1.
+5. an idle agent's CPU use, and the plugin's import cost on top of pytest;
+6. the basic-call suite again with every per-item report on (trace, pcap, JSON), beside 1.
    (which asks for none: a passing item then renders nothing).
 Targets (issue 5): <= 20 ms per scenario, >= 5x faster than SIPp, -n 2 <= 0.65 x -n 0,
-50 instances <= 5 s.
+50 instances <= 5 s; (issue 8): idle agent <= 0.2 % of a core, plugin import <= 50 ms.
 """
 
 from __future__ import annotations
@@ -142,6 +143,48 @@ def fifty_instances() -> tuple[float, float]:
         pool.close()
 
 
+def plugin_import_ms(runs: int = 7) -> float:
+    """Median cost of importing the plugin on top of pytest (what every pytest run pays)."""
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                              "import pytest; import pytest_sipflow.plugin"],
+                             capture_output=True, text=True, check=True).stderr
+        line = next(x for x in out.splitlines() if x.rstrip().endswith("| pytest_sipflow.plugin"))
+        samples.append(int(line.split("|")[1]) / 1000.0)  # cumulative microseconds
+    return statistics.median(samples)
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_agent_cpu(seconds: float = 5.0) -> tuple[float, float]:
+    """(% of a core used by an idle agent, the same right after it carried a call)."""
+    g = graph.from_value(json.loads(basic_call(0)), "idle.sipflow.json")
+    pool = AgentPool(PortPlan(sip_base=18500, sip_range=20, rtp_base=44000), name="idle")
+    try:
+        agents = pool.acquire(2)
+        for agent in agents:
+            pool.release(agent, True)
+
+        def measure() -> float:
+            time.sleep(1.0)  # let start-up or the last call's timers settle
+            before = {a.pid: _cpu_seconds(a.pid) for a in agents}
+            time.sleep(seconds)
+            used = [_cpu_seconds(pid) - t for pid, t in before.items()]
+            return max(used) / seconds * 100.0
+
+        fresh = measure()
+        if not run_scenario(g, pool).passed:
+            raise SystemExit("basic call failed while measuring idle CPU")
+        return fresh, measure()
+    finally:
+        pool.close()
+
+
 def machine() -> str:
     cpu = ""
     try:
@@ -183,6 +226,8 @@ def main() -> None:
         empty0, empty2 = empty_suite(Path(tmp), 0), empty_suite(Path(tmp), 2)
     sipp = sipp_suite(args.n)
     cold, warm = fifty_instances()
+    idle, idle_after = idle_agent_cpu()
+    import_ms = plugin_import_ms()
     n = args.n
     rows = [
         ("basic call, sipflow, per scenario (test time, -n 0)", f"{per_test0 * 1000:.1f} ms", "<= 20 ms"),
@@ -200,6 +245,10 @@ def main() -> None:
         ("pytest with one empty test, -n 0 / -n 2 (fixed cost of a run)", f"{empty0:.2f} s / {empty2:.2f} s", ""),
         ("50-instance scenario, warm pool", f"{warm:.2f} s", "<= 5 s"),
         ("50-instance scenario, cold (50 agent starts included)", f"{cold:.2f} s", ""),
+        ("idle agent CPU, % of a core (fresh / after a call)", f"{idle:.2f} % / {idle_after:.2f} %",
+         "<= 0.2 %"),
+        ("plugin import on top of pytest (every pytest run pays it)", f"{import_ms:.1f} ms",
+         "<= 50 ms"),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [f"| {'measure'.ljust(width)} | value | target |", f"|{'-' * (width + 2)}|---|---|"]

@@ -106,8 +106,8 @@ class SipflowItem(pytest.Item):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"sipflow scenario: {self.name}"
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"sipflow scenario: {self.name}"
 
 
 def only_refused_files_failed(session: pytest.Session) -> bool:

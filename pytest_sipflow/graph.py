@@ -36,13 +36,7 @@ NOT_YET: frozenset[tuple[str, str]] = frozenset({
     ("BlindTransfer", "headers"),
     ("MuteTransfer", "headers"),
     ("SendDTMF", "headers"),
-    ("Register", "headers"),
-    ("SendMessage", "headers"),
     ("CONNECTED", "*"),
-    ("MESSAGE", "*"),
-    ("SendMessage", "*"),
-    ("Register", "*"),
-    ("Unregister", "*"),
 })
 
 
@@ -216,12 +210,6 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
         unreachable = [s.id for s in steps.values() if not s.chain]
     if problems:
         raise ScenarioFormatError(str(path), problems)
-    for inst in instances.values():
-        if inst.data.pbx_host:
-            warnings.warn_explicit(
-                f"node {inst.id!r}: pbxHost {inst.data.pbx_host!r} is ignored; this version runs "
-                "every instance in local mode on 127.0.0.1 (no registrar)",
-                SipflowWarning, filename=str(path), lineno=1)
     for node_id in unreachable:  # attributed to the scenario file, not to this module
         warnings.warn_explicit(
             f"node {node_id!r} is reachable from no sipInstance and will be skipped",

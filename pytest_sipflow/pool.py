@@ -181,6 +181,7 @@ class AgentPool:
                 self._used_ports.add(port)
             try:
                 agent.request("start", timeout=START_TIMEOUT_S, sip_port=port, sip_port_last=port,
+                              bind_address=self.plan.address,
                               rtp_port=self.plan.rtp_for(port), rtp_port_count=RTP_PORTS_PER_AGENT)
             except AgentError as exc:
                 with self._lock:

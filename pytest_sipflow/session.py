@@ -5,7 +5,7 @@ No pytest here: the factories behind the fixtures use it too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .engine.settings import EngineSettings
@@ -55,6 +55,15 @@ class SipflowSession:
 
             self._pool = AgentPool(self.settings.ports)
         return self._pool
+
+    def use_tls_files(self, ca_file: str | None = None, cert_file: str | None = None,
+                      key_file: str | None = None) -> None:
+        """Point TLS at files made at run time (a conftest that starts its own test server
+        generates its CA after the options were read)."""
+        tls = replace(self.settings.engine.tls, **{k: v for k, v in
+                      (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file))
+                      if v is not None})
+        self.settings = replace(self.settings, engine=replace(self.settings.engine, tls=tls))
 
     @property
     def has_pool(self) -> bool:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pytest_sipflow.testing import KamailioServer, available, fixed_accounts
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,3 +92,20 @@ def sipflow_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
         sipflow_port_range = 40
         """)
     return pytester
+
+
+@pytest.fixture(scope="session")
+def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioServer]:
+    """One real Kamailio for the session (this xdist worker's ports), its variables exported.
+
+    pytester runs inherit the ``SIPFLOW_TEST_*`` and ``PBX_PW_*`` variables, so their
+    scenario files can write ``"pbxPort": "${SIPFLOW_TEST_UDP_PORT}"``.
+    """
+    reason = available()
+    if reason:
+        pytest.skip(reason)
+    server = KamailioServer(fixed_accounts(), workdir=tmp_path_factory.mktemp("kamailio"))
+    with server, pytest.MonkeyPatch.context() as env:
+        for name, value in server.environment().items():
+            env.setenv(name, value)
+        yield server

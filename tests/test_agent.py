@@ -29,17 +29,14 @@ RTP_PER_AGENT = 20
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % 4
 _SIP_BASE, _SIP_SLICE = SIP_FIRST + 220 * _WORKER, 220
 _RTP_BASE, _RTP_SLICE = RTP_FIRST + 500 * _WORKER, 500
-_sip_ports = itertools.count(_SIP_BASE, 6)
-_rtp_ports = itertools.count(_RTP_BASE, RTP_PER_AGENT)
+# Cycled: agents of earlier tests are closed, so their ports are free again.
+_sip_ports = itertools.cycle(range(_SIP_BASE, _SIP_BASE + _SIP_SLICE, 6))
+_rtp_ports = itertools.cycle(range(_RTP_BASE, _RTP_BASE + _RTP_SLICE - RTP_PER_AGENT + 1,
+                                   RTP_PER_AGENT))
 
 
 def _next_ports() -> tuple[int, int]:
-    sip = next(_sip_ports)
-    rtp = next(_rtp_ports)
-    if sip + 40 > min(SIP_LAST, _SIP_BASE + _SIP_SLICE + 40) or \
-            rtp + RTP_PER_AGENT > _RTP_BASE + _RTP_SLICE:
-        raise RuntimeError("test port ranges exhausted")
-    return sip, rtp
+    return next(_sip_ports), next(_rtp_ports)
 
 
 class Events:
@@ -104,29 +101,43 @@ class UA:
         return self.agent.request(op, **args)
 
 
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., UA]]:
-    created: list[Agent] = []
-
-    def make(dn: str, *, configure: bool = True, **cfg: Any) -> UA:
-        agent = Agent(name=f"ua-{dn}")
+def started_agents(created: list[Agent], ports: Callable[[], tuple[int, int]], prefix: str,
+                   span: int = 40, rtp_count: int = RTP_PER_AGENT) -> Callable[[str], UA]:
+    """A maker of started agents (recorded in ``created`` for :func:`close_all`)."""
+    def make(dn: str) -> UA:
+        agent = Agent(name=f"{prefix}-{dn}")
         created.append(agent)
         events = Events()
         agent.set_event_sink(events)
         agent.wait_ready(10)
-        sip, rtp = _next_ports()
-        agent.request("start", sip_port=sip, sip_port_last=sip + 40, rtp_port=rtp,
-                      rtp_port_count=RTP_PER_AGENT)
-        if configure:
-            agent.request("configure", dn=dn, display=f"User {dn}", codecs=["PCMU", "PCMA"],
-                          auto_ringing=cfg.get("auto_ringing", True))
+        sip, rtp = ports()
+        agent.request("start", sip_port=sip, sip_port_last=sip + span, rtp_port=rtp,
+                      rtp_port_count=rtp_count)
         return UA(agent, events, dn)
+    return make
 
-    yield make
+
+def close_all(created: list[Agent]) -> None:
     for agent in created:
         agent.close()
     for agent in created:
         assert not agent.alive
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., UA]]:
+    created: list[Agent] = []
+    start = started_agents(created, _next_ports, "ua")
+
+    def make(dn: str, *, configure: bool = True, **cfg: Any) -> UA:
+        ua = start(dn)
+        if configure:
+            ua.req("configure", dn=dn, display=f"User {dn}", codecs=["PCMU", "PCMA"],
+                   auto_ringing=cfg.get("auto_ringing", True))
+        return ua
+
+    yield make
+    close_all(created)
 
 
 def connect(a: UA, b: UA) -> tuple[str, str]:

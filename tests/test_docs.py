@@ -27,7 +27,7 @@ def test_fixture_page_examples_run(sipflow_pytester: pytest.Pytester, page: str)
 
 def test_readme_scenario_passes_and_fails_without_its_failure_edge(
         sipflow_pytester: pytest.Pytester) -> None:
-    (text,) = blocks("README.md", "json")
+    text = blocks("README.md", "json")[0]  # the scenario; the next block is a real-mode fragment
     doc = json.loads(text)
     sipflow_pytester.makefile(".sipflow.json", busy=json.dumps(doc))
     sipflow_pytester.runpytest().assert_outcomes(passed=1)

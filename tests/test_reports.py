@@ -351,7 +351,7 @@ def shape(text: str) -> list[str]:
 def test_reading_a_failure_page_shows_a_real_run(sipflow_pytester: pytest.Pytester) -> None:
     page = (REPO / "docs" / "reading-a-failure.md").read_text()
     documented = re.findall(r"```text\n(.*?)\n```", page, flags=re.S)[0]
-    (text,) = re.findall(r"```json\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    text = re.findall(r"```json\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)[0]
     doc = json.loads(text)
     doc["edges"] = [e for e in doc["edges"] if e.get("sourceHandle") != "failure"]
     doc["nodes"] = [n for n in doc["nodes"] if n["id"] != "busy"]
@@ -364,3 +364,32 @@ def test_reading_a_failure_page_shows_a_real_run(sipflow_pytester: pytest.Pytest
     assert shape(run) == shape(documented)
     assert (REPO / "docs" / "img" / "report.png").stat().st_size < 300_000
     assert "](img/report.png)" in page
+
+
+def test_real_mode_ladder_has_the_registrar_column(sipflow_pytester: pytest.Pytester) -> None:
+    """Alice calls Bob through the test Kamailio; Bob answers 486: the ladder shows the server."""
+    from pytest_sipflow.testing import available, fixed_accounts
+
+    missing = available(tls=False)
+    if missing:
+        pytest.skip(missing)
+    doc = json.loads((REPO / "scenarios/real-mode/core-01-udp.sipflow.json").read_text())
+    for node in doc["nodes"]:
+        if node["id"] == "bob-answers":
+            node["data"] = {**node["data"], "command": "Response", "statusCode": 486}
+    doc["nodes"] = [n for n in doc["nodes"] if n["id"] != "bob-sees-bye"]
+    doc["edges"] = [e for e in doc["edges"] if e["target"] != "bob-sees-bye"]
+    sub = sipflow_pytester.mkdir("real-mode")
+    shutil.copy(REPO / "scenarios" / "real-mode" / "conftest.py", sub / "conftest.py")
+    (sub / "busy.sipflow.json").write_text(json.dumps(doc))
+    result = sipflow_pytester.runpytest_subprocess("-p", "no:cacheprovider", "--junitxml=j.xml")
+    result.assert_outcomes(failed=1)
+    ladder = result.stdout.str().split("SIP ladder:")[1].split("Captured sipflow")[0]
+    head = ladder.strip().splitlines()[0].split()
+    assert head == ["alice", "bob", "registrar"], ladder
+    arrows = [line for line in ladder.splitlines() if "|" in line and "-" in line]
+    assert any("INVITE" in a for a in arrows) and any("486 Busy Here" in a for a in arrows)
+    trace = junit_failure(sipflow_pytester.path / "j.xml").split("sipflow SIP trace:")[1]
+    assert "REGISTER sip:" in trace and "Authorization: Digest" in trace
+    out = result.stdout.str() + (sipflow_pytester.path / "j.xml").read_text()
+    assert not any(password in out for password in fixed_accounts().values())

@@ -15,38 +15,23 @@ from typing import Any
 #: A single line larger than this is a protocol error (a SIP trace line is a few KiB).
 MAX_LINE = 8 * 1024 * 1024
 
-#: Ops understood by the agent (see docs/agent-protocol.md).
-OPS = frozenset(
-    {
-        "start",
-        "configure",
-        "make_call",
-        "answer",
-        "respond",
-        "hangup",
-        "hold",
-        "retrieve",
-        "transfer",
-        "transfer_attended",
-        "dtmf",
-        "play",
-        "reset",
-        "shutdown",
-        "ping",
-        "debug_abort",
-    }
-)
-
-
 class ProtocolError(Exception):
     """A line that is not a JSON object, or is too long."""
 
 
 def encode(msg: dict[str, Any]) -> bytes:
-    """One message → one line. ``default=str`` so a stray non-JSON value never kills a sender."""
-    return (json.dumps(msg, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode(
-        "utf-8"
-    )
+    """One message → one line; never fails on content.
+
+    ``default=str`` turns a stray non-JSON value into text. A lone surrogate (peer bytes
+    that slipped through undecoded) cannot be UTF-8: then the line is written ASCII-only,
+    with ``\\uXXXX`` escapes, which is still valid JSON — the sender never dies of it.
+    """
+    text = json.dumps(msg, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(msg, ensure_ascii=True, separators=(",", ":"), default=str)
+                + "\n").encode("ascii")
 
 
 def decode(line: bytes) -> dict[str, Any]:

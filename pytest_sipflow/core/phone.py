@@ -8,6 +8,7 @@ a failed node, the Python API into an ``AssertionError``. No pytest, no pjsua2 h
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -240,6 +241,34 @@ class Phone:
                       and e.raw.get("play", play) == play, timeout,
                       f"{path.name} did not finish playing within {_ms(timeout)}", "end of file")
 
+    def register(self, expected: int | None, headers: Mapping[str, str] | None,
+                 timeout: float) -> dict[str, Any]:
+        """REGISTER now: 2xx, or exactly ``expected`` (a 401/403 proves a refusal)."""
+        reply = self.transaction("register", timeout, headers=dict(headers or {}))
+        return self._final("REGISTER", reply, expected)
+
+    def unregister(self, timeout: float) -> dict[str, Any]:
+        """REGISTER with Expires: 0, answered with 2xx."""
+        return self._final("un-REGISTER", self.transaction("unregister", timeout), None)
+
+    def send_message(self, uri: str, body: str, content_type: str,
+                     headers: Mapping[str, str] | None, timeout: float) -> dict[str, Any]:
+        """A pager-mode MESSAGE, answered with 2xx."""
+        reply = self.transaction("send_message", timeout, target=uri, body=body,
+                                 content_type=content_type, headers=dict(headers or {}))
+        return self._final("MESSAGE", reply, None)
+
+    @staticmethod
+    def _final(what: str, reply: dict[str, Any], expected: int | None) -> dict[str, Any]:
+        code = int(reply.get("code") or 0)
+        status = f"{code} {reply.get('reason') or ''}".strip()
+        ok = code == expected if expected is not None else 200 <= code < 300
+        if not ok:
+            want = str(expected) if expected is not None else "2xx"
+            raise StepFailed(f"{what} answered {status}, expected {want}",
+                             expected=f"{want} to {what}", actual=status)
+        return reply
+
     # -- events -------------------------------------------------------------------------
 
     def wait_incoming(self, key: str | None, timeout: float) -> Event:
@@ -272,6 +301,16 @@ class Phone:
                 raise StepFailed(f"wrong DTMF digit {got[i]!r} at position {i + 1}",
                                  expected=expected, actual=got)
         return got
+
+    def wait_message(self, expected_body: str | None, timeout: float) -> Event:
+        """A pager-mode MESSAGE to this instance; with ``expected_body``, its body must match."""
+        ev = self.wait_for(lambda e: e.type == "message", timeout,
+                           f"no MESSAGE within {_ms(timeout)}", "MESSAGE")
+        body = str(ev.raw.get("body") or "")
+        if expected_body is not None and re.search(expected_body, body) is None:
+            raise StepFailed(f"MESSAGE body does not match {expected_body!r}",
+                             expected=f"a body matching {expected_body!r}", actual=repr(body))
+        return ev
 
     def wait_notify(self, key: str, code: int | None, final: bool, timeout: float) -> Event:
         """A transfer-progress NOTIFY (``code``, or the final one); never the REFER's own 2xx."""

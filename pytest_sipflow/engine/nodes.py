@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..core.account import Account
 from ..core.mailbox import Interrupted
 from ..core.phone import Phone, StepFailed
 from ..graph import Step
@@ -28,7 +29,7 @@ class NodeContext:
     log: Callable[[str, str], None]  # (message, level) into the action log
     abort: threading.Event
     base: Path  # folder of the scenario file (relative file paths)
-    real_mode: bool  # this instance talks to a server
+    account: Account | None  # real mode: the server this instance is a phone of
 
     @property
     def key(self) -> str:
@@ -94,7 +95,7 @@ def retrieve(ctx: NodeContext, data: Any) -> str:
 def blind_transfer(ctx: NodeContext, data: Any) -> str:
     if data.target_uri:
         target = ctx.resolve(data.target_uri)
-    elif data.target_host and (ctx.real_mode or not _known(ctx, data.target_user or "")):
+    elif data.target_host and (ctx.account is not None or not _known(ctx, data.target_user or "")):
         target = f"sip:{data.target_user}@{data.target_host}"
     else:  # local mode: the editor's targetUser (+ PBX targetHost) is a dn of this scenario
         target = ctx.resolve(data.target_user or "")
@@ -128,6 +129,34 @@ def play_audio(ctx: NodeContext, data: Any) -> str:
     path = (ctx.base / data.file_path).resolve()
     ctx.phone.play(ctx.key, path, ctx.timeout)
     return f"played {path.name}"
+
+
+@handles("Register")
+def register(ctx: NodeContext, data: Any) -> str:
+    _real_mode(ctx, "Register")
+    reply = ctx.phone.register(data.expected_status_code, data.headers, ctx.timeout)
+    return f"REGISTER answered {reply.get('code')} {reply.get('reason') or ''}".rstrip()
+
+
+@handles("Unregister")
+def unregister(ctx: NodeContext, data: Any) -> str:
+    _real_mode(ctx, "Unregister")
+    reply = ctx.phone.unregister(ctx.timeout)
+    return f"un-REGISTER answered {reply.get('code')} {reply.get('reason') or ''}".rstrip()
+
+
+def _real_mode(ctx: NodeContext, what: str) -> None:
+    if ctx.account is None:
+        raise StepFailed(f"{what} needs a server: instance {ctx.step.instance!r} has no pbxHost "
+                         "and no --sipflow-registrar is set", expected="a registrar",
+                         actual="local mode")
+
+
+@handles("SendMessage")
+def send_message(ctx: NodeContext, data: Any) -> str:
+    uri = ctx.resolve(data.target_uri)
+    reply = ctx.phone.send_message(uri, data.body, data.content_type, data.headers, ctx.timeout)
+    return f"MESSAGE to {uri} answered {reply.get('code')} {reply.get('reason') or ''}".rstrip()
 
 
 # -- events ----------------------------------------------------------------------------
@@ -179,6 +208,12 @@ def retrieved(ctx: NodeContext, data: Any) -> str:
 def transferred(ctx: NodeContext, data: Any) -> str:
     ev = ctx.phone.wait_event(ctx.key, "transferred", "TRANSFERRED", ctx.timeout)
     return f"transferred to {ev.raw.get('target', '?')}; following the REFER"
+
+
+@handles("MESSAGE")
+def message(ctx: NodeContext, data: Any) -> str:
+    ev = ctx.phone.wait_message(data.expected_body, ctx.timeout)
+    return f"MESSAGE from {ev.raw.get('from', '?')}: {str(ev.raw.get('body', ''))[:60]!r}"
 
 
 @handles("NOTIFY")

@@ -11,14 +11,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
+from ..core.account import Account, account_for
 from ..core.mailbox import AgentDied, Interrupted, Mailbox
 from ..core.phone import AgentLike, Phone, StepFailed
 from ..core.targets import Directory, resolve
 from ..graph import Graph, Step
-from ..sip import LOOPBACK
+from ..errors import SipflowWarning
 from .events import ActionLogEvent, ExecutionEvent, Listener, NodeStateEvent, ScenarioStateEvent
 from .nodes import HANDLERS, NodeContext
 from .result import Failure, NodeRun, ScenarioResult
@@ -61,6 +63,7 @@ class ScenarioRun:
         self._agents: dict[str, AgentLike] = {}
         self._phones: dict[str, Phone] = {}
         self._directory = Directory()
+        self._accounts: dict[str, Account] = {}  # real-mode instances
         self._current: dict[str, str] = {}  # instance -> node acting on it now
         self._errors: list[BaseException] = []
         self._stopped = False
@@ -111,32 +114,63 @@ class ScenarioRun:
             self._phones[inst.id] = Phone(inst.id, agent, box, self.settings.request_timeout_s)
             agent.set_event_sink(self._sink(inst.id, box))
         replies = {}
-        for inst in instances:  # every agent configures at once
+        for inst in instances:  # every agent configures (and registers) at once
             data = inst.data
+            account = account_for(data.dn or inst.id, data, self.settings)
+            args: dict[str, Any] = dict(dn=data.dn or inst.id, display=data.label or inst.id,
+                                        codecs=list(data.codecs), auto_ringing=data.auto_ringing)
+            if account is not None:
+                self._accounts[inst.id] = account
+                args.update(account.agent_args(), tls=self._tls_args(),
+                            timeout=self.settings.register_timeout_s)
             try:
-                replies[inst.id] = self._phones[inst.id].send(
-                    "configure", dn=data.dn or inst.id, display=data.label or inst.id,
-                    codecs=list(data.codecs), auto_ringing=data.auto_ringing)
+                replies[inst.id] = self._phones[inst.id].send("configure", **args)
             except AgentDied as exc:
                 raise self._died(inst.id, exc) from None
+        limit = self.settings.request_timeout_s + self.settings.register_timeout_s
         for inst in instances:
             phone = self._phones[inst.id]
+            account = self._accounts.get(inst.id)
             try:
-                phone.wait_reply("configure", replies[inst.id], self.settings.request_timeout_s)
+                reply = phone.wait_reply("configure", replies[inst.id], limit)
             except StepFailed as exc:
-                raise StepFailed(f"could not configure the agent of instance {inst.id!r}: "
-                                 f"{exc.reason}", detail=phone.agent.stderr_tail()) from None
+                raise self._setup_failed(inst.id, account, exc) from None
             except AgentDied as exc:
                 raise self._died(inst.id, exc) from None
             dn = inst.data.dn or inst.id
-            uri = f"sip:{dn}@{LOOPBACK}:{phone.agent.sip_port}"
+            if account is None:
+                uri = f"sip:{dn}@{self.settings.bind_address}:{phone.agent.sip_port}"
+                ready = f"ready as {uri}"
+            else:
+                uri = account.aor
+                ready = (f"ready as {uri} via {account.server} over {account.transport}"
+                         + (f", registered ({reply.get('code')} {reply.get('reason', '')})".rstrip()
+                            if account.register else ", not registered"))
             self._directory.add(uri, inst.data.dn, inst.id)
-            self.result.instances[inst.id] = {"uri": uri,
-                                              "address": f"{LOOPBACK}:{phone.agent.sip_port}"}
-            self._log(None, inst.id, f"agent {phone.agent.name} (pid {phone.agent.pid}) "
-                      f"ready as {uri}")
+            self.result.instances[inst.id] = {
+                "uri": uri, "address": f"{self.settings.bind_address}:{phone.agent.sip_port}"}
+            self._log(None, inst.id, f"agent {phone.agent.name} (pid {phone.agent.pid}) {ready}")
         for name, uri in self.peers.items():
             self._directory.add(uri, name)
+
+    def _tls_args(self) -> dict[str, Any]:
+        tls = self.settings.tls
+        return {"ca_file": tls.ca_file, "cert_file": tls.cert_file, "key_file": tls.key_file,
+                "verify_server": tls.verify}
+
+    def _setup_failed(self, instance: str, account: Account | None, exc: StepFailed) -> StepFailed:
+        """Set-up failures name the instance and, in real mode, the registrar (§4.8)."""
+        agent_text = exc.reason.removeprefix("configure failed: ").removeprefix("configure: ")
+        if account is None:
+            return StepFailed(f"could not configure the agent of instance {instance!r}: "
+                              f"{agent_text}", detail=self._phones[instance].agent.stderr_tail())
+        if exc.timed_out or "no response" in agent_text:
+            actual = "no response"
+        else:
+            actual = agent_text
+        return StepFailed(f"registration of instance {instance!r} as {account.aor} with "
+                          f"{account.server} over {account.transport} failed: {agent_text}",
+                          expected="2xx to REGISTER", actual=actual)
 
     def _finish(self) -> None:
         self.result.call_keys = {i: p.box.bound_keys() for i, p in self._phones.items()}
@@ -146,15 +180,22 @@ class ScenarioRun:
         resets = {}
         for inst_id, phone in self._phones.items():  # all agents reset at once
             try:
-                resets[inst_id] = phone.send("reset")
+                resets[inst_id] = phone.send("reset",
+                                             unregister_timeout=self.settings.register_timeout_s)
             except AgentDied:
                 pass
+        limit = self.settings.request_timeout_s + self.settings.register_timeout_s
         for inst_id, reply in resets.items():
             try:
-                self._phones[inst_id].wait_reply("reset", reply, self.settings.request_timeout_s)
+                done = self._phones[inst_id].wait_reply("reset", reply, limit)
                 healthy[inst_id] = True
             except (StepFailed, AgentDied):
-                pass
+                continue
+            trouble = (done.get("unregister") or {}).get("error")
+            if trouble:  # the test is over: a failed un-REGISTER is worth a warning only
+                message = f"instance {inst_id!r}: un-REGISTER at clean-up failed: {trouble}"
+                self._log(None, inst_id, message, "warning")
+                warnings.warn(message, SipflowWarning, stacklevel=1)
         for inst_id, agent in self._agents.items():
             self.provider.release(agent, healthy[inst_id])
         self._agents.clear()
@@ -344,13 +385,14 @@ class ScenarioRun:
 
     def _context(self, step: Step) -> NodeContext:
         ms = step.data.timeout if step.data.timeout is not None else self.settings.event_timeout_ms
-        inst = self.graph.instances[step.instance]
+        account = self._accounts.get(step.instance)
+        domain = account.domain if account is not None else None
         return NodeContext(
             step=step, phone=self._phones[step.instance], timeout=ms / 1000.0,
-            resolve=lambda target: resolve(target, self._directory),
+            resolve=lambda target: resolve(target, self._directory, domain),
             log=lambda message, level: self._log(step.id, step.instance, message, level),
             abort=self._abort, base=Path(self.graph.path).parent,
-            real_mode=bool(inst.data.pbx_host))
+            account=account)
 
     def _died(self, instance: str, exc: AgentDied) -> StepFailed:
         agent = self._agents.get(instance)

@@ -49,7 +49,7 @@ class ItemView:
         keys = {(r.instance, r.sip_call_id): handles[r.instance][r.call] for r in records
                 if r.sip_call_id and r.call and r.call in handles.get(r.instance, {})}
         instances = list(graph.instances) if graph is not None else list(own)
-        return cls(result, records, instances, keys, _parties(registrar),
+        return cls(result, records, instances, keys, _parties(registrar, graph),
                    secrets_of(graph), skipped)
 
     def ladder(self, last: int | None, width: int = 100) -> str:
@@ -97,9 +97,16 @@ def secrets_of(graph: "Graph | None") -> list[str]:
     return out
 
 
-def _parties(registrar: str | None) -> dict[str, str]:
-    """The registrar's column is named ``registrar`` (by ``ip:port``, or by ip alone)."""
-    if not registrar:
-        return {}
-    host, port = split_address(registrar)
-    return {registrar: "registrar"} if port else {host: "registrar"}
+def _parties(registrar: str | None, graph: "Graph | None" = None) -> dict[str, str]:
+    """The server's column is named ``registrar``: ``--sipflow-registrar`` and the instances'
+    own ``pbxHost``/``pbxPort``, by ``ip:port`` (by ip alone when no port is given)."""
+    servers = [registrar] if registrar else []
+    for inst in (graph.instances.values() if graph is not None else ()):
+        host, port = getattr(inst.data, "pbx_host", ""), getattr(inst.data, "pbx_port", "")
+        if host:
+            servers.append(f"{host}:{port}" if str(port) else str(host))
+    parties: dict[str, str] = {}
+    for server in servers:
+        host, port = split_address(server)
+        parties[server if port else host] = "registrar"
+    return parties
