@@ -7,8 +7,10 @@ Measured side by side in one run, all on 127.0.0.1:
 2. the same call flow as one SIPp process per scenario (`sipp -sn uac` against one
    `sipp -sn uas`), needs Debian's sip-tester;
 3. the suite with -n 2 against -n 0;
-4. the 50-instance scenario (25 simultaneous calls), warm pool and cold.
-5. an idle agent's CPU use, and the plugin's import cost on top of pytest.
+4. the 50-instance scenario (25 simultaneous calls), warm pool and cold;
+5. an idle agent's CPU use, and the plugin's import cost on top of pytest;
+6. the basic-call suite again with every per-item report on (trace, pcap, JSON), beside 1.
+   (which asks for none: a passing item then renders nothing).
 Targets (issue 5): <= 20 ms per scenario, >= 5x faster than SIPp, -n 2 <= 0.65 x -n 0,
 50 instances <= 5 s; (issue 8): idle agent <= 0.2 % of a core, plugin import <= 50 ms.
 """
@@ -38,6 +40,7 @@ from pytest_sipflow.engine.runner import run_scenario  # noqa: E402
 from pytest_sipflow.pool import AgentPool  # noqa: E402
 from pytest_sipflow.ports import PortPlan  # noqa: E402
 
+REPORTS = ("--sipflow-trace=all",)  # every report made for every passing item (issue 11)
 SIPP_UAS_PORT = 15900
 SIPP_UAC_PORT = 15902
 
@@ -57,14 +60,15 @@ def basic_call(i: int) -> str:
     return json.dumps({"name": f"basic call {i}", "nodes": nodes, "edges": edges})
 
 
-def pytest_suite(folder: Path, workers: int) -> tuple[float, float]:
+def pytest_suite(folder: Path, workers: int, extra: tuple[str, ...] = ()) -> tuple[float, float]:
     """(wall seconds of the whole pytest run, mean seconds per test from junit)."""
-    junit = folder / f"junit-{workers}.xml"
+    junit = folder / f"junit-{workers}{'-reports' if extra else ''}.xml"
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder),
            f"--junitxml={junit}", "-o", "junit_family=xunit2", "--rootdir", str(folder),
            "-c", os.devnull, "--sipflow-port-base", "17000", "--sipflow-rtp-port-base", "30000"]
     if workers:
         cmd += ["-n", str(workers)]
+    cmd += list(extra)
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
     wall = time.perf_counter() - start
@@ -213,6 +217,10 @@ def main() -> None:
             (folder / f"call{i:03d}.sipflow.json").write_text(basic_call(i))
         wall0, per_test0 = pytest_suite(folder, 0)
         wall2, _ = pytest_suite(folder, 2)
+        out = Path(tmp + "-out")  # outside the suite's folder: nothing collected from it
+        wall_reports, per_test_reports = pytest_suite(folder, 0, REPORTS + (f"--sipflow-pcap={out}",
+                                                                  f"--sipflow-json={out}"))
+        shutil.rmtree(out, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="sipflow-bench-empty-") as tmp:
         empty0, empty2 = empty_suite(Path(tmp), 0), empty_suite(Path(tmp), 2)
     sipp = sipp_suite(args.n)
@@ -222,6 +230,11 @@ def main() -> None:
     n = args.n
     rows = [
         ("basic call, sipflow, per scenario (test time, -n 0)", f"{per_test0 * 1000:.1f} ms", "<= 20 ms"),
+        ("basic call, same, with " + " ".join(REPORTS) + " --sipflow-pcap --sipflow-json "
+         "(files are written after the test time: see the whole run)",
+         f"{per_test_reports * 1000:.1f} ms", ""),
+        ("basic call, whole run / N, no reports / all reports",
+         f"{wall0 / n * 1000:.1f} ms / {wall_reports / n * 1000:.1f} ms", ""),
         ("basic call, sipflow, per scenario (whole run incl. pytest start / N)", f"{wall0 / n * 1000:.1f} ms", ""),
         ("basic call, one SIPp uac process per scenario", f"{sipp * 1000:.1f} ms" if sipp else "sipp not installed", ""),
         ("speed-up over SIPp (test time)", f"{sipp / per_test0:.1f}x" if sipp else "-", ">= 5x"),

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .engine.events import ExecutionEvent
     from .engine.result import ScenarioResult
     from .graph import Graph, LoadOptions
+    from .reporting.view import ItemView
 
 SUFFIX = ".sipflow.json"
 session_key = pytest.StashKey[SipflowSession]()
@@ -57,16 +58,38 @@ class SipflowItem(pytest.Item):
         super().__init__(**kwargs)
         self.graph = graph
         self.result: "ScenarioResult | None" = None
+        self._view: "ItemView | None" = None
 
     def runtest(self) -> None:
         from .engine.runner import run_scenario
-        from .report import render_failure
 
         session = self.config.stash[session_key]
         self.result = run_scenario(self.graph, session.pool, session.settings.engine,
                                    self._dispatch)
+        reports = session.settings.report
+        if self.result.passed and not reports.wants_trace(passed=True):
+            return  # nothing rendered, nothing of the reports imported
+        from .outputs import TRACE_SECTION
+        from .report import render_failure
+
+        view = self.view
+        if reports.wants_trace(self.result.passed):
+            self.add_report_section("call", TRACE_SECTION, view.trace())
         if not self.result.passed:
-            raise ScenarioFailed(self.result, render_failure(self.result, self.graph))
+            text = render_failure(self.result, self.graph,
+                                  ladder=view.ladder(reports.ladder_lines))
+            raise ScenarioFailed(self.result, view.mask(text))
+
+    @property
+    def view(self) -> "ItemView":
+        """The run read for the reports (records, columns, secrets), made once, on demand."""
+        from .reporting.view import ItemView
+
+        assert self.result is not None, "the item has not run"
+        if self._view is None or self._view.result is not self.result:
+            registrar = self.config.stash[session_key].settings.engine.registrar
+            self._view = ItemView.of(self.result, self.graph, registrar)
+        return self._view
 
     def _dispatch(self, event: "ExecutionEvent") -> None:
         hook = self.config.hook

@@ -11,8 +11,11 @@ import pytest
 
 from .engine.settings import EngineSettings, TlsSettings
 from .ports import PortPlan, worker_index
-from .session import Settings
+from .session import ReportSettings, Settings
 from .sip import LOOPBACK, TRANSPORT_PORTS
+
+
+TRACE_CHOICES = ("failed", "all", "none")
 
 
 def _bool(text: str) -> bool:
@@ -28,6 +31,23 @@ def _transport(text: str) -> str:
 
 def _address(text: str) -> str:
     return str(ipaddress.ip_address(str(text).strip()))
+
+
+def _trace(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in TRACE_CHOICES:
+        raise ValueError(f"{text!r} is not one of {', '.join(TRACE_CHOICES)}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
 
 
 def _file(text: str) -> str:
@@ -86,6 +106,13 @@ OPTIONS = (
            "(the report header says so)"),
     Option("sipflow_bind_address", _address, LOOPBACK, "local IP address for SIP and RTP",
            "ADDR"),
+    Option("sipflow_trace", _trace, "failed", "show the full SIP trace of failed items, of all "
+           "items, or of none", "failed|all|none"),
+    Option("sipflow_ladder_lines", _count, 40, "SIP messages in a failure's ladder (the last "
+           "ones; the count of left-out ones is shown)", "N"),
+    Option("sipflow_pcap", str, None, "write one .pcap per scenario item into DIR", "DIR"),
+    Option("sipflow_json", str, None, "write one JSON result document per scenario item into "
+           "DIR (docs/results-json.md)", "DIR"),
 )
 FULL_TRACE_HELP = "show internal tracebacks with sipflow failures (also on with --fulltrace)"
 
@@ -151,7 +178,12 @@ def settings_from_config(config: pytest.Config) -> Settings:
                             transport=values["sipflow_transport"], tls=tls,
                             bind_address=values["sipflow_bind_address"],
                             register_timeout_s=values["sipflow_register_timeout"] / 1000.0)
-    return Settings(plan, engine, full_trace)
+    here = config.invocation_params.dir
+    report = ReportSettings(
+        trace=values["sipflow_trace"], ladder_lines=values["sipflow_ladder_lines"],
+        pcap_dir=str(here / values["sipflow_pcap"]) if values["sipflow_pcap"] else None,
+        json_dir=str(here / values["sipflow_json"]) if values["sipflow_json"] else None)
+    return Settings(plan, engine, full_trace, report)
 
 
 def report_header(settings: Settings) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from . import fixtures, hooks
+from . import fixtures, hooks, outputs
 from .collect import SipflowFile, SipflowItem, is_scenario, only_refused_files_failed, session_key
 from .options import add_options, report_header, settings_from_config
 from .session import SipflowSession
@@ -24,6 +24,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sipflow: a SIPFLOW scenario file collected by pytest-sipflow")
     config.stash[session_key] = SipflowSession(settings_from_config(config))
     config.pluginmanager.register(fixtures, "sipflow-fixtures")
+    if outputs.JunitTrace.wanted(config):  # JUnit is written by the controller only
+        config.pluginmanager.register(outputs.JunitTrace(), "sipflow-junit-trace")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -62,3 +64,16 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if nextitem is not None and session.has_pool:
         need = len(nextitem.graph.instances) if isinstance(nextitem, SipflowItem) else 0
         session.pool.trim(need)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    # pcap/JSON files and HTML extras, on the process that ran the item.
+    report: pytest.TestReport = yield
+    if call.when == "call" and isinstance(item, SipflowItem):
+        outputs.after_call(item, report)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    outputs.print_passed_traces(terminalreporter)

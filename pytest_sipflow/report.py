@@ -19,7 +19,9 @@ MARKS = {
 }
 
 
-def render_failure(result: ScenarioResult, graph: Graph | None = None) -> str:
+def render_failure(result: ScenarioResult, graph: Graph | None = None,
+                   ladder: str | None = None) -> str:
+    """What failed, each instance's path, then (when given) the SIP ladder."""
     failure = result.failure or Failure("the scenario was stopped before it ended")
     lines = [f"scenario {result.name!r} {result.state}"]
     if failure.node is not None:
@@ -33,6 +35,8 @@ def render_failure(result: ScenarioResult, graph: Graph | None = None) -> str:
     lines.append("")
     lines.append("paths:")
     lines += render_paths(result, graph)
+    if ladder is not None:
+        lines += ["", "SIP ladder:", ladder]
     return "\n".join(lines)
 
 

@@ -16,12 +16,30 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """What the reports show and write besides the failure text (``--sipflow-trace`` etc.)."""
+
+    trace: str = "failed"  # SIP trace section of "failed" items, of "all", or "none"
+    ladder_lines: int = 40  # messages in the failure report's ladder (the last ones)
+    pcap_dir: str | None = None  # absolute; one .pcap per item
+    json_dir: str | None = None  # absolute; one .json per item
+
+    def wants_trace(self, passed: bool) -> bool:
+        return self.trace == "all" or (self.trace == "failed" and not passed)
+
+    @property
+    def writes_files(self) -> bool:
+        return bool(self.pcap_dir or self.json_dir)
+
+
+@dataclass(frozen=True)
 class Settings:
     """What the ``sipflow`` options decided for this run."""
 
     ports: PortPlan
     engine: EngineSettings
     full_trace: bool
+    report: ReportSettings = field(default_factory=ReportSettings)
 
 
 @dataclass

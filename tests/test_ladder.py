@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 from pytest_sipflow.reporting.ladder import build_ladder, cut, message_label, render_ladder
 from pytest_sipflow.reporting.trace import SipRecord
 
-from conftest import REPO
 from sipflows import BUSY_CALL_ID, busy_call, records
 
 KEYS = {("alice", BUSY_CALL_ID): "call-1", ("bob", BUSY_CALL_ID): "call-1"}
@@ -108,12 +105,6 @@ def test_message_label_and_cut() -> None:
     assert message_label(rec) == "INVITE"
     assert message_label(SipRecord.from_dict(busy_call()[6])) == "486 Busy Here"
     assert cut("abcdef", 6) == "abcdef" and cut("abcdefg", 6) == "abcd.." and cut("abc", 2) == "ab"
-
-
-def test_reading_a_failure_page_shows_the_real_ladder() -> None:
-    page = (REPO / "docs/reading-a-failure.md").read_text()
-    (ladder,) = re.findall(r"```text\n(.*?)\n```", page, flags=re.S)[1:2]
-    assert ladder == BUSY_LADDER
 
 
 def test_message_to_itself_and_messages_without_call_id() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from pytest_sipflow.reporting.trace import (SipRecord, mask_secrets, render_trace,
                                             split_address, wire_messages)
 
@@ -112,3 +114,33 @@ def test_reporting_and_checks_import_no_pytest_pjsua2_socket_or_dpkt() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+OLD_AGENT_EVENT = {"event": "sip", "t": 1478.145278, "dir": "tx",
+                   "summary": "INVITE sip:200@127.0.0.1:9602 SIP/2.0", "call": "c1",
+                   "peer": "UDP 127.0.0.1:9602", "instance": "a",
+                   "text": "INVITE sip:200@127.0.0.1:9602 SIP/2.0\r\nVia: x\r\n"
+                           "i: 6fSFs1Zv\r\nCSeq: 1 INVITE\r\n\r\nCall-ID: in-the-body"}
+
+
+def test_event_of_an_older_agent_gets_remote_local_call_id_and_wall_clock() -> None:
+    rec = SipRecord.from_event(OLD_AGENT_EVENT, "127.0.0.1:9600", clock_offset=T0 - 1478.0)
+    assert (rec.direction, rec.transport, rec.local, rec.remote) == (
+        "tx", "UDP", "127.0.0.1:9600", "127.0.0.1:9602")
+    assert rec.t == pytest.approx(T0 + 0.145278)
+    assert (rec.sip_call_id, rec.call, rec.instance) == ("6fSFs1Zv", "c1", "a")  # compact form
+    assert rec.data == OLD_AGENT_EVENT["text"].encode()
+
+
+def test_event_of_a_monotonic_clock_lands_near_now_without_an_offset() -> None:
+    import time
+
+    rec = SipRecord.from_event(dict(OLD_AGENT_EVENT, t=time.monotonic()), "127.0.0.1:9600")
+    assert abs(rec.t - time.time()) < 60
+
+
+def test_event_in_the_record_shape_is_taken_as_it_is() -> None:
+    data = dict(busy_call()[0], event="sip", peer="UDP 10.0.0.9:1", wall=T0 + 5)
+    rec = SipRecord.from_event(data, "10.9.9.9:1")
+    assert (rec.local, rec.remote, rec.t) == (data["local"], data["remote"], T0 + 5)
+    assert rec.sip_call_id == BUSY_CALL_ID and rec.raw == data["raw"]

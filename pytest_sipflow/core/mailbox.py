@@ -63,6 +63,7 @@ class Mailbox:
         self._events: list[Event] = []
         self._key_of: dict[str, str] = {}  # call handle -> key (or RETIRED)
         self._handle_of: dict[str, str] = {}  # key -> current call handle
+        self._bound: dict[str, str] = {}  # every handle ever bound -> its key (for reports)
         self._ended: set[str] = set()
         self._died: AgentDied | None = None
 
@@ -100,6 +101,7 @@ class Mailbox:
             self._key_of[old] = RETIRED
         self._key_of[handle] = key
         self._handle_of[key] = handle
+        self._bound[handle] = key
         for ev in self._events:
             if ev.call == handle and ev.key is None:
                 ev.key = key
@@ -107,6 +109,11 @@ class Mailbox:
     def _take_over(self, old: str, new: str, key: str) -> None:
         self._bind(new, key)
         self._key_of[old] = RETIRED  # later events of the old call belong to no key
+
+    def bound_keys(self) -> dict[str, str]:
+        """Each call handle ever bound and its key, kept after a transfer retires it."""
+        with self._cond:
+            return dict(self._bound)
 
     def handle(self, key: str) -> str | None:
         with self._cond:

@@ -34,6 +34,8 @@ class ActionLogEvent:
     level: str  # "info" | "warning" | "error" | "sip"
     timestamp: float
     sip_message: str | None = None  # start line of a SIP message, when there is one
+    direction: str | None = None  # "sent" | "received", for a SIP message
+    sip_text: str | None = None  # the whole SIP message as the agent logged it
 
     kind = "action-log"
 

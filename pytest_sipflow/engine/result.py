@@ -51,6 +51,9 @@ class ScenarioResult:
     events: list[ExecutionEvent] = field(default_factory=list)
     sip_messages: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
+    # For the reports (ladder columns and labels), filled by the runner:
+    instances: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> {"uri", "address"}
+    call_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> {call handle: callId}
 
     @property
     def passed(self) -> bool:

@@ -147,6 +147,8 @@ class ScenarioRun:
                          + (f", registered ({reply.get('code')} {reply.get('reason', '')})".rstrip()
                             if account.register else ", not registered"))
             self._directory.add(uri, inst.data.dn, inst.id)
+            self.result.instances[inst.id] = {
+                "uri": uri, "address": f"{self.settings.bind_address}:{phone.agent.sip_port}"}
             self._log(None, inst.id, f"agent {phone.agent.name} (pid {phone.agent.pid}) {ready}")
         for name, uri in self.peers.items():
             self._directory.add(uri, name)
@@ -171,6 +173,7 @@ class ScenarioRun:
                           expected="2xx to REGISTER", actual=actual)
 
     def _finish(self) -> None:
+        self.result.call_keys = {i: p.box.bound_keys() for i, p in self._phones.items()}
         for agent in self._agents.values():
             agent.set_event_sink(None)
         healthy = dict.fromkeys(self._agents, False)
@@ -284,8 +287,10 @@ class ScenarioRun:
         self._emit(ScenarioStateEvent(self.graph.name, state, time.time(), message))
 
     def _log(self, node: str | None, instance: str, message: str, level: str = "info",
-             sip: str | None = None) -> None:
-        self._emit(ActionLogEvent(self.graph.name, node, instance, message, level, time.time(), sip))
+             sip: str | None = None, direction: str | None = None,
+             text: str | None = None) -> None:
+        self._emit(ActionLogEvent(self.graph.name, node, instance, message, level, time.time(), sip,
+                                  direction, text))
 
     def _set_state(self, node: NodeRun, state: str) -> None:
         with self._lock:
@@ -307,7 +312,9 @@ class ScenarioRun:
                     node = self._current.get(instance)
                 summary = str(raw.get("summary", ""))
                 arrow = "->" if raw.get("dir") == "tx" else "<-"
-                self._log(node, instance, f"{arrow} {summary}", "sip", sip=summary)
+                self._log(node, instance, f"{arrow} {summary}", "sip", sip=summary,
+                          direction="sent" if raw.get("dir") == "tx" else "received",
+                          text=raw.get("text"))
                 return
             box.post(raw)
         return sink

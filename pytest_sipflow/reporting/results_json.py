@@ -24,7 +24,8 @@ renamed, removed or retyped without one)::
           {"type": "node-state", "scenario", "nodeId", "instanceId", "previousState",
            "newState", "timestamp"},
           {"type": "action-log", "scenario", "nodeId", "instanceId", "message", "level",
-           "timestamp", "sipMessage"},
+           "timestamp", "sipMessage", "direction", "sipText"},   # the last three: null
+                                         # unless level "sip"; direction "sent"|"received"
           {"type": "scenario-state", "scenario", "state", "timestamp", "message"}],
       "messages": [                      # SipRecord dicts (see reporting.trace), time order
           {"dir", "t", "transport", "local", "remote", "text", "raw", "summary", "call",
@@ -43,14 +44,18 @@ import re
 from typing import Any, Iterable
 
 from ..engine.result import ScenarioResult
-from .trace import as_records, mask_secrets
+from .trace import SipRecord, as_records, mask_secrets
 
 VERSION = 1
 
 
 def result_document(result: ScenarioResult, item: str, *, outcome: str | None = None,
-                    duration: float | None = None, secrets: Iterable[str] = ()) -> dict[str, Any]:
-    """The JSON-safe document of one item (shape in the module docstring)."""
+                    duration: float | None = None, secrets: Iterable[str] = (),
+                    records: Iterable[SipRecord] | None = None) -> dict[str, Any]:
+    """The JSON-safe document of one item (shape in the module docstring).
+
+    ``records``: the messages already read into records (the plugin adapts older agents'
+    events); default ``result.sip_messages``."""
     secrets = list(secrets)
     failure = result.failure
     doc = {
@@ -70,7 +75,7 @@ def result_document(result: ScenarioResult, item: str, *, outcome: str | None = 
                             "name": n.name, "callId": n.call_id}
                   for node_id, n in result.nodes.items()},
         "events": [event.as_dict() for event in result.events],
-        "messages": _messages(result.sip_messages, secrets),
+        "messages": _messages(result.sip_messages if records is None else records, secrets),
     }
     return _mask(doc, secrets)
 

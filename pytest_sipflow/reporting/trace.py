@@ -17,10 +17,13 @@ import base64
 import binascii
 from collections import defaultdict
 from dataclasses import dataclass, replace
+import re
+import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 MASK = "*****"
+EPOCH_2001 = 978307200.0  # a record time below this is a monotonic clock, not epoch seconds
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,28 @@ class SipRecord:
                    summary=str(data.get("summary") or text.split("\n", 1)[0].strip()),
                    call=data.get("call"), sip_call_id=data.get("sip_call_id"),
                    instance=str(data.get("instance", "")))
+
+    @classmethod
+    def from_event(cls, data: Mapping[str, Any], own_address: str = "",
+                   clock_offset: float | None = None) -> SipRecord:
+        """From an agent's ``sip`` event, also of older agents, which sent ``peer``
+        (``"UDP 127.0.0.1:5062"``) instead of ``transport``/``remote``, no ``local`` (then
+        ``own_address``, the instance's) and ``t`` as ``time.monotonic()`` (``wall`` is
+        taken when present; a monotonic time is moved onto the wall clock by
+        ``clock_offset``, default ``time.time() - time.monotonic()`` now: pass one offset for
+        all records of an item so their order is kept)."""
+        peer_transport, _, peer_address = str(data.get("peer") or "").partition(" ")
+        text = str(data.get("text", ""))
+        t = float(data["wall"] if data.get("wall") is not None else data["t"])
+        if t < EPOCH_2001:  # monotonic: same clock in the agent (same machine) and here
+            t += clock_offset if clock_offset is not None else time.time() - time.monotonic()
+        return cls.from_dict({
+            **data, "t": t,
+            "transport": data.get("transport") or peer_transport or "UDP",
+            "local": data.get("local") or own_address,
+            "remote": data.get("remote") or peer_address,
+            "sip_call_id": data.get("sip_call_id") or header_value(text, "Call-ID", "i"),
+            "text": text})
 
     def as_dict(self) -> dict[str, Any]:
         return {"dir": self.direction, "t": self.t, "transport": self.transport,
@@ -93,6 +118,14 @@ def as_records(records: Iterable[SipRecord | Mapping[str, Any]]) -> list[SipReco
     """Records or record dicts, as records in time order (stable for equal times)."""
     out = [r if isinstance(r, SipRecord) else SipRecord.from_dict(r) for r in records]
     return sorted(out, key=lambda r: r.t)
+
+
+def header_value(text: str, name: str, compact: str = "") -> str | None:
+    """The first value of header ``name`` (or its compact form) in a SIP message's head."""
+    names = "|".join(re.escape(n) for n in (name, compact) if n)
+    head = text.replace("\r\n", "\n").split("\n\n", 1)[0]
+    match = re.search(rf"^(?:{names})[ \t]*:[ \t]*(.*?)[ \t]*$", head, re.I | re.M)
+    return match.group(1) if match and match.group(1) else None
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
