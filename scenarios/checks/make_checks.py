@@ -203,6 +203,42 @@ def message_body() -> Flow:
     return f
 
 
+# --- real mode ---------------------------------------------------------------------------
+
+REAL_MODE = HERE.parent / "real-mode"
+
+
+def phone(f: Flow, node_id: str, label: str, slot: int) -> Flow:
+    """A phone of the test registrar (``scenarios/real-mode/conftest.py`` exports it)."""
+    return f.instance(node_id, label, "10${SIPFLOW_WORKER}" + str(slot),
+                      pbxHost="${SIPFLOW_TEST_REGISTRAR_HOST}",
+                      pbxPort="${SIPFLOW_TEST_UDP_PORT}", pbxTransport="UDP",
+                      password="${PBX_PW_100" + str(slot) + "}")
+
+
+def real_mode_checks() -> Flow:
+    f = Flow("SIP checks through the registrar (real mode, UDP)",
+             "Bob's INCOMING INVITE carries the server's Record-Route; a call to a user that "
+             "is not registered gets the 404 it expects; Alice's request URI names Bob's AOR.")
+    f.doc["markers"] = ["real_mode"]
+    phone(f, "alice", "Alice", 1)
+    phone(f, "bob", "Bob", 2)
+    f.command("alice", "nobody", "MakeCall", "Dial an unregistered user",
+              callId="nobody", targetUri="10${SIPFLOW_WORKER}9", timeout=5000,
+              expectedStatusCode=404, expectHeaders={"To": "sip:10\\d9@"})
+    f.command("alice", "dial", "MakeCall", "Dial Bob", callId="call",
+              targetUri="10${SIPFLOW_WORKER}2", timeout=5000, headers={"X-Case": "real"},
+              expectHeaders={"Record-Route": "lr"})
+    f.command("alice", "bye", "Release", "Hang up", callId="call")
+    f.event("bob", "rings", "INCOMING", "Bob's phone rings", callId="call", timeout=5000,
+            expectHeaders={"Record-Route": "lr", "X-Case": "^real$",
+                           "Request-URI": "^sip:10\\d2@", "Via": "(?s).*,|"})
+    f.command("bob", "answer", "Answer", "Bob answers", callId="call")
+    f.event("bob", "gone", "DISCONNECTED", "Alice hangs up", callId="call", timeout=5000,
+            expectHeaders={"Route": {"absent": True}})
+    return f
+
+
 # --- must fail ---------------------------------------------------------------------------
 
 
@@ -266,6 +302,7 @@ def outputs() -> dict[Path, str]:
     out = {HERE / f"{name}.sipflow.json": render(make()) for name, make in PASSING.items()}
     out.update({MUST_FAIL / f"{name}.must-fail.json": render(make())
                 for name, make in FAILING.items()})
+    out[REAL_MODE / "checks-udp.sipflow.json"] = render(real_mode_checks())
     return out
 
 
