@@ -232,7 +232,7 @@ def real_mode_checks() -> Flow:
     f.command("alice", "bye", "Release", "Hang up", callId="call")
     f.event("bob", "rings", "INCOMING", "Bob's phone rings", callId="call", timeout=5000,
             expectHeaders={"Record-Route": "lr", "X-Case": "^real$",
-                           "Request-URI": "^sip:10\\d2@", "Via": "(?s).*,|"})
+                           "Request-URI": "^sip:10\\d2@"})
     f.command("bob", "answer", "Answer", "Bob answers", callId="call")
     f.event("bob", "gone", "DISCONNECTED", "Alice hangs up", callId="call", timeout=5000,
             expectHeaders={"Route": {"absent": True}})
