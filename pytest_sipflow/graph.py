@@ -24,20 +24,7 @@ from .values import WORKER_VARIABLE, expand_data
 #: scope is a canonical command/event name, "command", "event" or "any"; key is a data
 #: key (refused when written with a non-default value) or "*" (the whole node type).
 #: When a feature lands, removing its entry is the only change needed here.
-NOT_YET: frozenset[tuple[str, str]] = frozenset({
-    ("any", "expectHeaders"),
-    ("event", "absent"),
-    ("MakeCall", "expectedStatusCode"),
-    ("Answer", "headers"),
-    ("Response", "headers"),
-    ("Release", "headers"),
-    ("Hold", "headers"),
-    ("Retrieve", "headers"),
-    ("BlindTransfer", "headers"),
-    ("MuteTransfer", "headers"),
-    ("SendDTMF", "headers"),
-    ("CONNECTED", "*"),
-})
+NOT_YET: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -146,7 +133,7 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
             instances[node.id] = Instance(node.id, data)
         else:
             steps[node.id] = Step(node.id, node.type, data)  # type: ignore[arg-type]
-            problems += _not_yet(node.id, node.type, data)
+            problems += _not_yet(node.id, node.type, data) + _meaningless(node.id, data)
 
     if not instances and not any(n.type == "sipInstance" for n in doc.nodes):
         problems.append(Problem("the scenario has no sipInstance node; add at least one",
@@ -237,6 +224,25 @@ def _not_yet(node_id: str, kind: str, data: schema.CommandData | schema.EventDat
             continue  # written with its default value: nothing is asked of the engine
         problems.append(Problem(f"{key!r} on {data.canonical} is not supported by this "
                                 "version of pytest-sipflow yet", node_id, f"data.{key}"))
+    return problems
+
+
+def _meaningless(node_id: str, data: schema.CommandData | schema.EventData) -> list[Problem]:
+    """Keys that would ask for a check that cannot happen: refused, never ignored."""
+    problems = []
+    if isinstance(data, schema.Timeout):
+        for key, on in (("absent", data.absent), ("expectHeaders", data.expect_headers)):
+            if on:
+                problems.append(Problem(f"{key!r} means nothing on TIMEOUT (a plain delay: no "
+                                        "SIP message completes it)", node_id, f"data.{key}"))
+    elif isinstance(data, schema.EventData) and data.absent and data.expect_headers:
+        problems.append(Problem("'expectHeaders' checks the message that completed the node; "
+                                "with 'absent: true' no message may complete it: keep one",
+                                node_id, "data.expectHeaders"))
+    if isinstance(data, schema.SendDTMF) and data.headers and data.method != "info":
+        problems.append(Problem("'headers' on SendDTMF need method 'info': RFC 2833 digits "
+                                "travel in RTP, no SIP message carries them", node_id,
+                                "data.headers"))
     return problems
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -23,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from .errors import Problem, ScenarioFormatError
 from .sip import DTMF_DIGITS, TRANSPORT_PORTS
+from .sip.checks import HeaderCheck, compile_checks
 from .values import is_secret
 
 Millis = Annotated[float, Field(ge=0)]
@@ -105,41 +105,17 @@ def _headers(value: Any) -> dict[str, str]:
     return dict(value)
 
 
-@dataclass(frozen=True)
-class HeaderCheck:
-    """One ``expectHeaders`` check (§4.9): a regex to find, one not to find, or absence."""
-
-    kind: Literal["match", "notMatch", "absent"]
-    pattern: str = ""
-
-    def describe(self) -> str:
-        return {"match": f"matches {self.pattern!r}", "notMatch": f"does not match "
-                f"{self.pattern!r}", "absent": "is absent"}[self.kind]
-
-
-def _check(name: str, spec: Any) -> HeaderCheck:
-    if isinstance(spec, str):
-        return HeaderCheck("match", _regex(spec))
-    if isinstance(spec, dict) and spec == {"absent": True}:
-        return HeaderCheck("absent")
-    if isinstance(spec, dict) and set(spec) == {"notMatch"} and isinstance(spec["notMatch"], str):
-        return HeaderCheck("notMatch", _regex(spec["notMatch"]))
-    raise ValueError(f'check of {name!r} is a regex string, {{"absent": true}} or '
-                     f'{{"notMatch": "regex"}} (got {spec!r})')
-
-
-def _expect_headers(value: Any) -> dict[str, HeaderCheck]:
+def _expect_headers(value: Any) -> tuple[HeaderCheck, ...]:
+    """``expectHeaders`` compiled by the one implementation of §4.9 (``sip.checks``)."""
     if not isinstance(value, dict):
         raise ValueError('expectHeaders is an object {"Name": check, …}')
-    out = {}
-    for name, spec in value.items():
+    for name in value:
         _header_name(name)
-        out[name] = _check(name, spec)
-    return out
+    return compile_checks(value)  # ValueError naming the header for a bad check or regex
 
 
 Headers = Annotated[dict[str, str], PlainValidator(_headers)]
-ExpectHeaders = Annotated[dict[str, HeaderCheck], PlainValidator(_expect_headers)]
+ExpectHeaders = Annotated[tuple[HeaderCheck, ...], PlainValidator(_expect_headers)]
 StatusCode = Annotated[int, Field(ge=100, le=699)]
 FinalCode = Annotated[int, Field(ge=200, le=699)]
 
@@ -214,7 +190,7 @@ class MakeCall(_Sends):
     canonical: ClassVar[str] = "MakeCall"
     target_uri: str = Field(min_length=1)
     expected_status_code: FinalCode | None = None
-    expect_headers: ExpectHeaders = Field(default_factory=dict)
+    expect_headers: ExpectHeaders = ()
 
 
 class Answer(_Sends):
@@ -285,7 +261,7 @@ class PlayAudio(CommandData):
 class Register(_Sends):
     canonical: ClassVar[str] = "Register"
     expected_status_code: FinalCode | None = None
-    expect_headers: ExpectHeaders = Field(default_factory=dict)
+    expect_headers: ExpectHeaders = ()
 
 
 class Unregister(CommandData):
@@ -302,7 +278,7 @@ class SendMessage(_Sends):
 class EventData(_Step):
     event: str
     absent: bool = False
-    expect_headers: ExpectHeaders = Field(default_factory=dict)
+    expect_headers: ExpectHeaders = ()
     canonical: ClassVar[str] = ""
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .core.mailbox import AgentDied, Mailbox
-from .core.phone import AgentLike, Phone, StepFailed
+from .core.phone import AgentLike, Checks, Phone, StepFailed
 from .core.targets import Directory, resolve
 from .errors import SipflowError
 from .sip import LOOPBACK
+from .sip.message import SipMessage
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -109,6 +110,37 @@ class UserAgent:
             return False
         return True
 
+    # -- pager-mode MESSAGE and header checks ----------------------------------------------
+
+    def send_message(self, target: "UserAgent | str", body: str,
+                     content_type: str = "text/plain", headers: Mapping[str, str] | None = None,
+                     timeout: float | None = None) -> int:
+        """Send a SIP MESSAGE (outside any call); returns the 2xx code it got."""
+        __tracebackhide__ = True
+        with self._step("send_message"):
+            uri = target.uri if isinstance(target, UserAgent) else resolve(target, self._directory)
+            reply = self.phone.send_message(uri, body, content_type, headers, self._limit(timeout))
+        return int(reply.get("code") or 0)
+
+    def wait_message(self, expected_body: str | None = None, headers: Checks | None = None,
+                     timeout: float | None = None) -> SipMessage:
+        """The next MESSAGE to this instance (also one that came earlier), as the received
+        SIP message (``.body``, ``.headers``); ``expected_body`` is a regex it must contain,
+        ``headers`` checks as ``expectHeaders``."""
+        __tracebackhide__ = True
+        with self._step("wait_message"):
+            ev = self.phone.wait_message(expected_body, self._limit(timeout), headers or ())
+            message = self.phone.message_of(ev, "message")
+            if message is None:
+                raise StepFailed("the MESSAGE is missing from this instance's SIP trace")
+        return message
+
+    def assert_headers(self, message: SipMessage | None, checks: Checks) -> None:
+        """Header checks (§4.9, the same as ``expectHeaders``) on any received message."""
+        __tracebackhide__ = True
+        with self._step("assert_headers"):
+            self.phone.assert_headers(message, checks, "SIP message")
+
     # -- internals ----------------------------------------------------------------------
 
     def _limit(self, timeout: float | None) -> float:
@@ -120,8 +152,7 @@ class UserAgent:
     def _sink(self, raw: dict[str, Any]) -> None:
         if raw.get("event") == "sip":
             self.sip_messages.append(raw)
-        else:
-            self.phone.box.post(raw)
+        self.phone.box.post(raw)  # sip records too: header checks read the trace
 
     def _track(self, handle: str, direction: str, remote: str) -> "Call":
         self.phone.box.bind(handle, handle)  # each call is its own dialog key
@@ -321,3 +352,29 @@ class Call:
             else:
                 self._phone.request("play", call=self._phone.handle(self.handle), path=str(path))
 
+
+    # -- received messages and header checks -------------------------------------------
+
+    @property
+    def last_message(self) -> SipMessage | None:
+        """The last SIP message this call received (``.headers``, ``.status``, ``.method``,
+        ``.request_uri``, ``.body``), or None before any."""
+        return self._phone.last_message(self.handle)
+
+    def assert_headers(self, checks: Checks, message: SipMessage | None = None) -> None:
+        """Check ``last_message`` (or ``message``) like ``expectHeaders``: a regex per header,
+        ``{"absent": True}`` or ``{"notMatch": regex}``; fails naming header, check, value."""
+        __tracebackhide__ = True
+        with self._do("assert_headers"):
+            self._phone.assert_headers(message if message is not None else self.last_message,
+                                       checks, f"SIP message on call {self.handle}")
+
+    def wait_connected(self, expected_codec: str | None = None,
+                       timeout: float | None = None) -> str | None:
+        """The call is established (2xx and ACK); returns the negotiated codec, checked
+        against ``expected_codec`` ("PCMA", "PCMA/8000") when given."""
+        __tracebackhide__ = True
+        with self._do("wait_connected"):
+            ev = self._phone.wait_connected(self.handle, expected_codec, self._t(timeout))
+        codec = ev.raw.get("codec")
+        return str(codec) if codec else None

@@ -99,7 +99,7 @@ REFUSALS: dict[str, tuple[Callable[[Doc], Any], str | None, str, str]] = {
                             "in", "data.expectHeaders", "invalid regular expression '(('"),
     "notMatch regex": (set_data("in", expectHeaders={"To": {"notMatch": "[a"}}),
                        "in", "data.expectHeaders", "invalid regular expression '[a'"),
-    "check shape": (set_data("in", expectHeaders={"To": {"absent": False}}),
+    "check shape": (set_data("in", expectHeaders={"To": {"absent": "yes"}}),
                     "in", "data.expectHeaders", '{"absent": true}'),
     "MESSAGE body regex": (add(event("m", "MESSAGE", "b", expectedBody="*x")),
                            "m", "data.expectedBody", "invalid regular expression"),

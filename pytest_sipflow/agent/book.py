@@ -145,8 +145,10 @@ class DtmfJob:
     """
 
     def __init__(self, req_id: Any, handle: str, digits: str, method: str, interval_ms: int,
-                 clock: Clock = time.monotonic) -> None:
+                 clock: Clock = time.monotonic, headers: dict[str, str] | None = None) -> None:
         self.req_id = req_id
+        #: extra headers of each INFO (``info`` only; the agent then sends the INFO itself)
+        self.headers = dict(headers or {})
         self.handle = handle
         self.digits = digits
         self.method = method

@@ -115,6 +115,18 @@ def sip_headers(headers: Any) -> "pj.SipHeaderVector":
     return vec
 
 
+def call_param(headers: Any = None) -> "pj.CallOpParam":
+    """A CallOpParam whose message carries ``headers`` (the ops' ``headers`` argument)."""
+    prm = pj.CallOpParam(True)
+    for hdr in sip_headers(headers):
+        prm.txOption.headers.append(hdr)
+    return prm
+
+
+#: RFC 2976 INFO body pjsua writes for a DTMF digit (``application/dtmf-relay``).
+DTMF_INFO_TYPE = "application/dtmf-relay"
+
+
 def tls_settings(tls: Any) -> dict[str, Any]:
     """The TLS options of ``configure`` with their defaults (verify the server)."""
     if tls is None:
@@ -856,16 +868,17 @@ class AgentEndpoint:
 
     def op_answer(self, req_id: Any, args: dict[str, Any]) -> None:
         call = self.get_call(args)
-        self.answer(call, int(args.get("code") or 200), args.get("reason"))
+        self.answer(call, int(args.get("code") or 200), args.get("reason"), args.get("headers"))
 
-    def answer(self, call: AgentCall, code: int, reason: Any = None) -> None:
+    def answer(self, call: AgentCall, code: int, reason: Any = None,
+               headers: Any = None) -> None:
         ci = call.getInfo()
         if ci.role != pj.PJSIP_ROLE_UAS or ci.state not in (
             pj.PJSIP_INV_STATE_INCOMING, pj.PJSIP_INV_STATE_EARLY
         ):
             raise OpError(f"call {call.handle} is not an unanswered incoming call "
                           f"(state {state_name(ci.state)})")
-        prm = pj.CallOpParam(True)
+        prm = call_param(headers)
         prm.statusCode = code
         if reason:
             prm.reason = str(reason)
@@ -878,14 +891,14 @@ class AgentEndpoint:
         code = int(args["code"])
         if not 100 <= code <= 699:
             raise OpError(f"status code {code} not in 100-699")
-        self.answer(self.get_call(args), code, args.get("reason"))
+        self.answer(self.get_call(args), code, args.get("reason"), args.get("headers"))
 
     def op_hangup(self, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
         handle = args.get("call")
         if isinstance(handle, str) and handle in self.calls.ended and handle not in self.calls:
             return {"already_ended": True}
         call = self.get_call(args)
-        prm = pj.CallOpParam(True)
+        prm = call_param(args.get("headers"))
         if args.get("code"):
             prm.statusCode = int(args["code"])
         if args.get("reason"):
@@ -917,14 +930,14 @@ class AgentEndpoint:
     def op_hold(self, req_id: Any, args: dict[str, Any]) -> Any:
         call = self.get_call(args)
         self.require_confirmed(call)
+        prm = call_param(args.get("headers"))
         return self.defer(call.handle, req_id, "hold", "reinvite",
-                          "final response to the re-INVITE", args,
-                          lambda: call.setHold(pj.CallOpParam(True)))
+                          "final response to the re-INVITE", args, lambda: call.setHold(prm))
 
     def op_retrieve(self, req_id: Any, args: dict[str, Any]) -> Any:
         call = self.get_call(args)
         self.require_confirmed(call)
-        prm = pj.CallOpParam(True)
+        prm = call_param(args.get("headers"))
         prm.opt.flag = pj.PJSUA_CALL_UNHOLD
         return self.defer(call.handle, req_id, "retrieve", "reinvite",
                           "final response to the re-INVITE", args, lambda: call.reinvite(prm))
@@ -933,8 +946,9 @@ class AgentEndpoint:
         call = self.get_call(args)
         self.require_confirmed(call)
         target = self.verify_uri(args)
+        prm = call_param(args.get("headers"))
         return self.defer(call.handle, req_id, "transfer", "refer", "response to the REFER",
-                          args, lambda: call.xfer(target, pj.CallOpParam(True)))
+                          args, lambda: call.xfer(target, prm))
 
     def op_transfer_attended(self, req_id: Any, args: dict[str, Any]) -> Any:
         call = self.get_call(args)
@@ -943,9 +957,9 @@ class AgentEndpoint:
             raise OpError("call and dest_call are the same call")
         self.require_confirmed(call)
         self.require_confirmed(dest)
+        prm = call_param(args.get("headers"))
         return self.defer(call.handle, req_id, "transfer_attended", "refer",
-                          "response to the REFER", args,
-                          lambda: call.xferReplaces(dest, pj.CallOpParam(True)))
+                          "response to the REFER", args, lambda: call.xferReplaces(dest, prm))
 
     def op_dtmf(self, req_id: Any, args: dict[str, Any]) -> Any:
         call = self.get_call(args)
@@ -962,7 +976,11 @@ class AgentEndpoint:
         interval = int(args.get("interval_ms", 100))
         if interval < 0:
             raise OpError("interval_ms must be >= 0")
-        job = DtmfJob(req_id, call.handle, digits, method, interval)
+        headers = args.get("headers") or {}
+        sip_headers(headers)  # refuses a non-object before any digit goes out
+        if headers and method != "info":
+            raise OpError("headers need method 'info' (RFC 2833 digits are RTP, not SIP)")
+        job = DtmfJob(req_id, call.handle, digits, method, interval, headers=headers)
         self.dtmf_jobs.append(job)
         self.step_dtmf(job)
         return DEFERRED
@@ -1125,13 +1143,22 @@ class AgentEndpoint:
                        error=f"dtmf: call {job.handle} ended after {job.index} digit(s)")
             return
         digit = job.next_digit
-        prm = pj.CallSendDtmfParam()
-        prm.method = (pj.PJSUA_DTMF_METHOD_SIP_INFO if job.method == "info"
-                      else pj.PJSUA_DTMF_METHOD_RFC2833)
-        prm.digits = digit
-        prm.duration = job.duration
         try:
-            call.sendDtmf(prm)
+            if job.headers:  # pjsua's INFO cannot carry headers: send the same INFO ourselves
+                req = pj.CallSendRequestParam()
+                req.method = "INFO"
+                req.txOption.contentType = DTMF_INFO_TYPE
+                req.txOption.msgBody = f"Signal={digit}\r\nDuration={job.duration}\r\n"
+                for hdr in sip_headers(job.headers):
+                    req.txOption.headers.append(hdr)
+                call.sendRequest(req)
+            else:
+                prm = pj.CallSendDtmfParam()
+                prm.method = (pj.PJSUA_DTMF_METHOD_SIP_INFO if job.method == "info"
+                              else pj.PJSUA_DTMF_METHOD_RFC2833)
+                prm.digits = digit
+                prm.duration = job.duration
+                call.sendDtmf(prm)
         except pj.Error as exc:
             self.dtmf_jobs.remove(job)
             self.reply(job.req_id, False, error=f"dtmf: digit {job.index + 1} ({digit}): "
@@ -1245,9 +1272,23 @@ class AgentEndpoint:
         if st == pj.PJSIP_INV_STATE_CONFIRMED:
             if not call.confirmed:
                 call.confirmed = True
-                self.emit("confirmed", call=call.handle)
+                self.emit("confirmed", call=call.handle, **self.audio_codec(call, ci))
         elif st == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.forget_call(call, ci.lastStatusCode, ci.lastReason)
+
+    def audio_codec(self, call: AgentCall, ci: "pj.CallInfo") -> dict[str, Any]:
+        """``codec`` (e.g. "PCMA") and ``codec_clock_rate`` of the call's active audio
+        stream, from pjsua's stream info; {} when there is none (no SDP answer, no audio)."""
+        for med in ci.media:
+            if med.type != pj.PJMEDIA_TYPE_AUDIO or med.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            try:
+                info = call.getStreamInfo(med.index)
+            except pj.Error as exc:
+                log(f"stream info of {call.handle}: {pj_error_text(exc)}")
+                return {}
+            return {"codec": readable(info.codecName), "codec_clock_rate": int(info.codecClockRate)}
+        return {}
 
     def forget_call(self, call: AgentCall, code: int, reason: str) -> None:
         """Drop the call from the registry. Called inside its DISCONNECTED callback, so

@@ -32,6 +32,9 @@ class Event:
     key: str | None = None
     consumed: bool = False
     t: float = field(default_factory=time.monotonic)
+    #: how many ``sip`` records of this instance had arrived before the event: the
+    #: message that caused it is among them (the agent emits it first)
+    sip_mark: int = 0
 
     @property
     def type(self) -> str:
@@ -66,6 +69,7 @@ class Mailbox:
         self._bound: dict[str, str] = {}  # every handle ever bound -> its key (for reports)
         self._ended: set[str] = set()
         self._died: AgentDied | None = None
+        self._sip: list[dict[str, Any]] = []  # the instance's SIP trace, in wire order
 
     # -- producer side (agent reader thread) --------------------------------------------
 
@@ -73,8 +77,11 @@ class Mailbox:
         with self._cond:
             if raw.get("event") == "agent_died":
                 self._died = AgentDied(raw.get("returncode"), list(raw.get("stderr") or []))
+            elif raw.get("event") == "sip":
+                self._sip.append(raw)
             else:
-                ev = Event(raw, key=self._key_of.get(raw.get("call") or ""))
+                ev = Event(raw, key=self._key_of.get(raw.get("call") or ""),
+                           sip_mark=len(self._sip))
                 self._events.append(ev)
                 if ev.type == "disconnected" and ev.call:
                     self._ended.add(ev.call)
@@ -158,6 +165,11 @@ class Mailbox:
             if ev is not None and ev.call:
                 self._bind(ev.call, key if key is not None else ev.call)
             return ev
+
+    def sip_records(self, upto: int | None = None) -> list[dict[str, Any]]:
+        """The instance's SIP trace so far (the first ``upto`` records when given)."""
+        with self._cond:
+            return list(self._sip[:upto] if upto is not None else self._sip)
 
     def recent(self, n: int = 5) -> list[Event]:
         with self._cond:

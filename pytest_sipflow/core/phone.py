@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from ..agent.client import AgentCrashed, AgentError
+from ..sip.checks import HeaderCheck, check_headers
+from ..sip.message import SipMessage
 from .mailbox import AgentDied, Event, Mailbox
+from .trace import DESCRIBES, completing_message, failure_lines, last_received
 
 #: A step's own default when the caller gives no timeout (seconds).
 REQUEST_TIMEOUT_S = 5.0
@@ -70,6 +73,26 @@ def _left(end: float) -> float:
 
 def status_text(ev: Event) -> str:
     return f"{ev.raw.get('code')} {ev.raw.get('reason', '')}".strip()
+
+
+#: Header checks: compiled (schema, ``sip.checks.compile_checks``) or a raw §4.9 spec.
+Checks = Sequence[HeaderCheck] | Mapping[str, object]
+
+
+def _with_headers(args: dict[str, Any], headers: Mapping[str, str] | None) -> dict[str, Any]:
+    """``args`` plus ``headers`` for the agent, only when there are some."""
+    if headers:
+        args["headers"] = dict(headers)
+    return args
+
+
+def codec_matches(expected: str, actual: str | None) -> bool:
+    """``PCMA`` equals ``pcma`` and ``PCMA/8000``: the name decides, a clock rate if given."""
+    if not actual:
+        return False
+    want, _, rate = expected.strip().lower().partition("/")
+    name, _, got_rate = actual.lower().partition("/")
+    return want == name and (not rate or not got_rate or rate == got_rate)
 
 
 class Phone:
@@ -163,28 +186,59 @@ class Phone:
                              "2xx final response", consume=False)
 
     def expect_answered(self, handle: str, uri: str, timeout: float) -> None:
-        ev = self.final_response(handle, timeout)
-        if ev.type == "disconnected":
-            status = status_text(ev)
-            raise StepFailed(f"call to {uri} failed: {status}", expected="2xx final response",
-                             actual=status)
+        self.expect_final(handle, uri, None, timeout)
 
-    def answer(self, key: str, code: int, timeout: float) -> None:
+    def expect_final(self, handle: str, uri: str, expected: int | None, timeout: float,
+                     checks: Checks = ()) -> str:
+        """The INVITE's final response: 2xx, or exactly ``expected`` (a 486 expected is a
+        pass, and an answered call is then released). Returns its status text."""
+        ev = self.final_response(handle, timeout)
+        message = self.message_of(ev, "final")
+        if ev.type == "confirmed":
+            code = message.status if message is not None and message.status else 200
+            status = f"{code} {message.reason or ''}".strip() if message is not None else "200 OK"
+        else:
+            code, status = int(ev.raw.get("code") or 0), status_text(ev)
+        ok = code == expected if expected is not None else 200 <= code < 300
+        if not ok:
+            if ev.type == "confirmed":  # answered against expectation: do not leave it up
+                self.hang_up_quietly(handle, timeout)
+            if expected is None:
+                raise StepFailed(f"call to {uri} failed: {status}",
+                                 expected="2xx final response", actual=status)
+            raise StepFailed(f"call to {uri}: expected {expected}, actual {status}",
+                             expected=f"final response {expected}", actual=status)
+        self.assert_headers(message, checks, DESCRIBES["final"])
+        return status
+
+    def hang_up_quietly(self, handle: str, timeout: float) -> None:
+        """Release a call the step does not want; its own outcome is already decided."""
+        try:
+            if self.box.is_live(handle) and not self.request("hangup", call=handle).get(
+                    "already_ended"):
+                self.wait_call(handle, {"disconnected"}, "the call to end", timeout)
+        except StepFailed:
+            pass
+
+    def answer(self, key: str, code: int, timeout: float,
+               headers: Mapping[str, str] | None = None) -> None:
         """Answer with a 2xx and wait for the ACK."""
         handle = self.handle(key)
-        self.request("answer", call=handle, code=code)
+        self.request("answer", **_with_headers({"call": handle, "code": code}, headers))
         ev = self.wait_call(handle, {"confirmed", "disconnected"}, "ACK for the 2xx", timeout)
         if ev.type == "disconnected":
             raise StepFailed("the call ended before it was confirmed", expected="ACK",
                              actual=ev.describe())
 
-    def respond(self, key: str, code: int, reason: str | None = None) -> None:
+    def respond(self, key: str, code: int, reason: str | None = None,
+                headers: Mapping[str, str] | None = None) -> None:
         args: dict[str, Any] = {"call": self.handle(key), "code": code}
         if reason:
             args["reason"] = reason
-        self.request("respond", **args)
+        self.request("respond", **_with_headers(args, headers))
 
-    def release(self, key: str, code: int | None, timeout: float) -> bool:
+    def release(self, key: str, code: int | None, timeout: float,
+                headers: Mapping[str, str] | None = None) -> bool:
         """End the call (BYE, CANCEL or a final response); False if it had already ended."""
         handle = self.handle(key, live=False)
         if not self.box.is_live(handle):
@@ -192,25 +246,31 @@ class Phone:
         args: dict[str, Any] = {"call": handle}
         if code is not None:
             args["code"] = code
-        if self.request("hangup", **args).get("already_ended"):
+        if self.request("hangup", **_with_headers(args, headers)).get("already_ended"):
             return False
         self.wait_call(handle, {"disconnected"}, "the call to end", timeout)
         return True
 
-    def hold(self, key: str, timeout: float) -> None:
-        self.transaction("hold", timeout, call=self.handle(key))
+    def hold(self, key: str, timeout: float, headers: Mapping[str, str] | None = None) -> None:
+        self.transaction("hold", timeout, **_with_headers({"call": self.handle(key)}, headers))
 
-    def retrieve(self, key: str, timeout: float) -> None:
-        self.transaction("retrieve", timeout, call=self.handle(key))
+    def retrieve(self, key: str, timeout: float,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.transaction("retrieve", timeout,
+                         **_with_headers({"call": self.handle(key)}, headers))
 
-    def blind_transfer(self, key: str, target: str, timeout: float) -> None:
+    def blind_transfer(self, key: str, target: str, timeout: float,
+                       headers: Mapping[str, str] | None = None) -> None:
         """REFER the peer to ``target``; done when the REFER is accepted."""
-        self.transaction("transfer", timeout, call=self.handle(key), target=target)
+        self.transaction("transfer", timeout,
+                         **_with_headers({"call": self.handle(key), "target": target}, headers))
 
-    def attended_transfer(self, primary_key: str, consult_key: str, timeout: float) -> Event:
+    def attended_transfer(self, primary_key: str, consult_key: str, timeout: float,
+                          headers: Mapping[str, str] | None = None) -> Event:
         """REFER with Replaces; done at the final NOTIFY 2xx, then both legs are released."""
         primary, consult = self.handle(primary_key), self.handle(consult_key)
-        self.transaction("transfer_attended", timeout, call=primary, dest_call=consult)
+        self.transaction("transfer_attended", timeout,
+                         **_with_headers({"call": primary, "dest_call": consult}, headers))
         ev = self.wait_notify(primary_key, None, True, timeout)
         code = int(ev.raw.get("code") or 0)
         if code >= 300:
@@ -222,10 +282,12 @@ class Phone:
                 self.wait_call(handle, {"disconnected"}, "the transferred leg to end", timeout)
         return ev
 
-    def send_dtmf(self, key: str, digits: str, method: str, interval_ms: float) -> None:
+    def send_dtmf(self, key: str, digits: str, method: str, interval_ms: float,
+                  headers: Mapping[str, str] | None = None) -> None:
         budget = len(digits) * (interval_ms + 300) / 1000.0 + self.request_timeout
-        self.request("dtmf", timeout=budget, call=self.handle(key), digits=digits,
-                     method=method, interval_ms=int(interval_ms))
+        self.request("dtmf", timeout=budget, **_with_headers(
+            {"call": self.handle(key), "digits": digits, "method": method,
+             "interval_ms": int(interval_ms)}, headers))
 
     def play(self, key: str, path: Path, timeout: float) -> None:
         """Play a WAV file into the call, to its end."""
@@ -242,10 +304,14 @@ class Phone:
                       f"{path.name} did not finish playing within {_ms(timeout)}", "end of file")
 
     def register(self, expected: int | None, headers: Mapping[str, str] | None,
-                 timeout: float) -> dict[str, Any]:
+                 timeout: float, checks: Checks = ()) -> dict[str, Any]:
         """REGISTER now: 2xx, or exactly ``expected`` (a 401/403 proves a refusal)."""
         reply = self.transaction("register", timeout, headers=dict(headers or {}))
-        return self._final("REGISTER", reply, expected)
+        self._final("REGISTER", reply, expected)
+        if checks:  # the reply follows the response's trace record: it is in the mailbox
+            message = completing_message(self.box.sip_records(), None, "register")
+            self.assert_headers(message, checks, DESCRIBES["register"])
+        return reply
 
     def unregister(self, timeout: float) -> dict[str, Any]:
         """REGISTER with Expires: 0, answered with 2xx."""
@@ -285,8 +351,10 @@ class Phone:
         return self.wait_for(lambda e: e.key == key and e.type == etype, timeout,
                              f"no {label} on callId {key!r} within {_ms(timeout)}", label)
 
-    def wait_dtmf(self, key: str, expected: str | None, timeout: float) -> str:
-        """``len(expected)`` digits (or one), checked in order: a wrong one fails at once."""
+    def wait_dtmf(self, key: str, expected: str | None, timeout: float,
+                  checks: Checks = ()) -> str:
+        """``len(expected)`` digits (or one), checked in order: a wrong one fails at once.
+        ``checks`` apply to each digit's INFO (a digit that came in RTP has no message)."""
         got = ""
         end = time.monotonic() + timeout
         for i in range(len(expected) if expected else 1):
@@ -300,9 +368,16 @@ class Phone:
             if expected and got[i] != expected[i]:
                 raise StepFailed(f"wrong DTMF digit {got[i]!r} at position {i + 1}",
                                  expected=expected, actual=got)
+            if checks and ev.raw.get("method") != "info":
+                raise StepFailed(f"DTMF digit {got[i]!r} came by {ev.raw.get('method')} (RTP): "
+                                 "no SIP message to check headers on",
+                                 expected="a digit sent by SIP INFO",
+                                 actual=f"digit by {ev.raw.get('method')}")
+            self.check_event(ev, "dtmf", checks)
         return got
 
-    def wait_message(self, expected_body: str | None, timeout: float) -> Event:
+    def wait_message(self, expected_body: str | None, timeout: float,
+                     checks: Checks = ()) -> Event:
         """A pager-mode MESSAGE to this instance; with ``expected_body``, its body must match."""
         ev = self.wait_for(lambda e: e.type == "message", timeout,
                            f"no MESSAGE within {_ms(timeout)}", "MESSAGE")
@@ -310,6 +385,7 @@ class Phone:
         if expected_body is not None and re.search(expected_body, body) is None:
             raise StepFailed(f"MESSAGE body does not match {expected_body!r}",
                              expected=f"a body matching {expected_body!r}", actual=repr(body))
+        self.check_event(ev, "message", checks)
         return ev
 
     def wait_notify(self, key: str, code: int | None, final: bool, timeout: float) -> Event:
@@ -333,3 +409,69 @@ class Phone:
             if is_final:
                 raise StepFailed(f"transfer ended with NOTIFY {got}", expected=what,
                                  actual=", ".join(seen))
+
+    def wait_connected(self, key: str, expected_codec: str | None, timeout: float) -> Event:
+        """The call now under ``key`` is established (2xx + ACK) — also the new call that
+        took the key over after a transfer or Replaces; ``expected_codec`` is then checked
+        against the codec the agent reports negotiated."""
+        box = self.box
+        ev = self.wait_for(lambda e: e.type in ("confirmed", "disconnected")
+                           and e.call is not None and e.call == box.handle(key), timeout,
+                           f"no CONNECTED on callId {key!r} within {_ms(timeout)}",
+                           "CONNECTED (2xx and ACK)", consume=False)
+        if ev.type == "disconnected":
+            raise StepFailed(f"the call under callId {key!r} ended before it was established",
+                             expected="CONNECTED", actual=ev.describe())
+        codec = ev.raw.get("codec")
+        if expected_codec and not codec_matches(expected_codec, codec):
+            raise StepFailed(f"negotiated codec is {codec or 'unknown'}, expected "
+                             f"{expected_codec}", expected=expected_codec,
+                             actual=str(codec or "no codec reported"))
+        return ev
+
+    def expect_nothing(self, match: Callable[[Event], bool], timeout: float, what: str) -> None:
+        """A negative check (``absent: true``): nothing ``match`` accepts may arrive within
+        ``timeout`` — counting one that was already waiting when the check started."""
+        start = time.monotonic()
+        ev = self.box.take(match, timeout, consume=False)
+        if ev is None:
+            return
+        ms = (ev.t - start) * 1000.0
+        when = (f"{ms:.0f} ms after the node started" if ms >= 0
+                else f"{-ms:.0f} ms before the node started")
+        raise StepFailed(f"{what} happened but must not: {ev.describe()}, {when}",
+                         expected=f"no {what} within {_ms(timeout)}",
+                         actual=f"{ev.describe()} at {when}")
+
+    # -- SIP messages and header checks -------------------------------------------------
+
+    def message_of(self, ev: Event, kind: str) -> SipMessage | None:
+        """The received message that completed ``ev`` (see ``core.trace``)."""
+        sip_call_id = ev.raw.get("sip_call_id") if kind == "message" else None
+        return completing_message(self.box.sip_records(ev.sip_mark), ev.call, kind,
+                                  sip_call_id)
+
+    def last_message(self, handle: str) -> SipMessage | None:
+        """The last SIP message received on a call so far."""
+        return last_received(self.box.sip_records(), handle)
+
+    def check_event(self, ev: Event, kind: str, checks: Checks) -> None:
+        """``expectHeaders`` of an event node, on the message that completed it."""
+        if checks:
+            self.assert_headers(self.message_of(ev, kind), checks, DESCRIBES[kind])
+
+    @staticmethod
+    def assert_headers(message: SipMessage | None, checks: Checks, what: str) -> None:
+        """Fail with every failed check as expected/actual (the one failure text of the
+        scenario nodes and the Python API)."""
+        if not checks:
+            return
+        if message is None:
+            raise StepFailed(f"no received {what} to check headers on",
+                             expected=f"a received {what}", actual="no such SIP message")
+        failures = check_headers(message, checks)
+        if failures:
+            expected, actual = failure_lines(failures)
+            count = "a header check" if len(failures) == 1 else f"{len(failures)} header checks"
+            raise StepFailed(f"{count} failed on {message.start_line}",
+                             expected=expected, actual=actual)

@@ -7,13 +7,14 @@ type is adding one decorated function here.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..core.account import Account
-from ..core.mailbox import Interrupted
+from ..core.mailbox import Event, Interrupted
 from ..core.phone import Phone, StepFailed
 from ..graph import Step
 
@@ -55,25 +56,28 @@ def make_call(ctx: NodeContext, data: Any) -> str:
     uri = ctx.resolve(data.target_uri)
     ctx.log(f"calling {uri}", "info")
     handle = ctx.phone.dial(ctx.key, uri, data.headers)
-    ctx.phone.expect_answered(handle, uri, ctx.timeout)
+    status = ctx.phone.expect_final(handle, uri, data.expected_status_code, ctx.timeout,
+                                    data.expect_headers)
+    if data.expected_status_code is not None:
+        return f"call to {uri} answered {status}, as expected"
     return f"call to {uri} answered"
 
 
 @handles("Answer")
 def answer(ctx: NodeContext, data: Any) -> str:
-    ctx.phone.answer(ctx.key, data.status_code, ctx.timeout)
+    ctx.phone.answer(ctx.key, data.status_code, ctx.timeout, data.headers)
     return f"answered with {data.status_code}"
 
 
 @handles("Response")
 def response(ctx: NodeContext, data: Any) -> str:
-    ctx.phone.respond(ctx.key, data.status_code, data.reason)
+    ctx.phone.respond(ctx.key, data.status_code, data.reason, data.headers)
     return f"responded {data.status_code}{' ' + data.reason if data.reason else ''}"
 
 
 @handles("Release")
 def release(ctx: NodeContext, data: Any) -> str:
-    if not ctx.phone.release(ctx.key, data.status_code, ctx.timeout):
+    if not ctx.phone.release(ctx.key, data.status_code, ctx.timeout, data.headers):
         ctx.log(f"call {ctx.key!r} had already ended", "warning")
         return "nothing to release"
     return f"call {ctx.key!r} released"
@@ -81,13 +85,13 @@ def release(ctx: NodeContext, data: Any) -> str:
 
 @handles("Hold")
 def hold(ctx: NodeContext, data: Any) -> str:
-    ctx.phone.hold(ctx.key, ctx.timeout)
+    ctx.phone.hold(ctx.key, ctx.timeout, data.headers)
     return f"call {ctx.key!r} put on hold"
 
 
 @handles("Retrieve")
 def retrieve(ctx: NodeContext, data: Any) -> str:
-    ctx.phone.retrieve(ctx.key, ctx.timeout)
+    ctx.phone.retrieve(ctx.key, ctx.timeout, data.headers)
     return f"call {ctx.key!r} retrieved"
 
 
@@ -99,7 +103,7 @@ def blind_transfer(ctx: NodeContext, data: Any) -> str:
         target = f"sip:{data.target_user}@{data.target_host}"
     else:  # local mode: the editor's targetUser (+ PBX targetHost) is a dn of this scenario
         target = ctx.resolve(data.target_user or "")
-    ctx.phone.blind_transfer(ctx.key, target, ctx.timeout)
+    ctx.phone.blind_transfer(ctx.key, target, ctx.timeout, data.headers)
     return f"call {ctx.key!r} transferred to {target} (REFER accepted)"
 
 
@@ -113,14 +117,15 @@ def _known(ctx: NodeContext, name: str) -> bool:
 
 @handles("MuteTransfer")
 def attended_transfer(ctx: NodeContext, data: Any) -> str:
-    ev = ctx.phone.attended_transfer(data.primary_call_id, data.consult_call_id, ctx.timeout)
+    ev = ctx.phone.attended_transfer(data.primary_call_id, data.consult_call_id, ctx.timeout,
+                                     data.headers)
     return (f"calls {data.primary_call_id!r} and {data.consult_call_id!r} joined "
             f"(NOTIFY {ev.raw.get('code')}); both legs released")
 
 
 @handles("SendDTMF")
 def send_dtmf(ctx: NodeContext, data: Any) -> str:
-    ctx.phone.send_dtmf(ctx.key, data.digits, data.method, data.interval_ms)
+    ctx.phone.send_dtmf(ctx.key, data.digits, data.method, data.interval_ms, data.headers)
     return f"sent DTMF {data.digits!r} by {data.method}"
 
 
@@ -134,7 +139,8 @@ def play_audio(ctx: NodeContext, data: Any) -> str:
 @handles("Register")
 def register(ctx: NodeContext, data: Any) -> str:
     _real_mode(ctx, "Register")
-    reply = ctx.phone.register(data.expected_status_code, data.headers, ctx.timeout)
+    reply = ctx.phone.register(data.expected_status_code, data.headers, ctx.timeout,
+                               data.expect_headers)
     return f"REGISTER answered {reply.get('code')} {reply.get('reason') or ''}".rstrip()
 
 
@@ -172,51 +178,110 @@ def timeout(ctx: NodeContext, data: Any) -> str:
 @handles("INCOMING")
 def incoming(ctx: NodeContext, data: Any) -> str:
     ev = ctx.phone.wait_incoming(ctx.key, ctx.timeout)
+    ctx.phone.check_event(ev, "incoming", data.expect_headers)
     return f"incoming call from {ev.raw.get('from', '?')}"
 
 
 @handles("RINGING")
 def ringing(ctx: NodeContext, data: Any) -> str:
-    ev = ctx.phone.wait_event(ctx.key, "ringing", "RINGING", ctx.timeout)
+    ev = _call_event(ctx, data, "ringing", "RINGING")
     return f"ringing ({ev.raw.get('code', 180)})"
 
 
 @handles("DISCONNECTED")
 def disconnected(ctx: NodeContext, data: Any) -> str:
-    ev = ctx.phone.wait_event(ctx.key, "disconnected", "DISCONNECTED", ctx.timeout)
+    ev = _call_event(ctx, data, "disconnected", "DISCONNECTED")
     return f"disconnected ({ev.raw.get('code')} {ev.raw.get('reason', '')})".strip()
 
 
 @handles("DTMFReceived")
 def dtmf_received(ctx: NodeContext, data: Any) -> str:
-    return f"received DTMF {ctx.phone.wait_dtmf(ctx.key, data.expected, ctx.timeout)!r}"
+    digits = ctx.phone.wait_dtmf(ctx.key, data.expected, ctx.timeout, data.expect_headers)
+    return f"received DTMF {digits!r}"
 
 
 @handles("HELD")
 def held(ctx: NodeContext, data: Any) -> str:
-    ctx.phone.wait_event(ctx.key, "held", "HELD", ctx.timeout)
+    _call_event(ctx, data, "held", "HELD")
     return f"call {ctx.key!r} held by the peer"
 
 
 @handles("RETRIEVED")
 def retrieved(ctx: NodeContext, data: Any) -> str:
-    ctx.phone.wait_event(ctx.key, "retrieved", "RETRIEVED", ctx.timeout)
+    _call_event(ctx, data, "retrieved", "RETRIEVED")
     return f"call {ctx.key!r} retrieved by the peer"
 
 
 @handles("TRANSFERRED")
 def transferred(ctx: NodeContext, data: Any) -> str:
-    ev = ctx.phone.wait_event(ctx.key, "transferred", "TRANSFERRED", ctx.timeout)
+    ev = _call_event(ctx, data, "transferred", "TRANSFERRED")
     return f"transferred to {ev.raw.get('target', '?')}; following the REFER"
 
 
 @handles("MESSAGE")
 def message(ctx: NodeContext, data: Any) -> str:
-    ev = ctx.phone.wait_message(data.expected_body, ctx.timeout)
+    ev = ctx.phone.wait_message(data.expected_body, ctx.timeout, data.expect_headers)
     return f"MESSAGE from {ev.raw.get('from', '?')}: {str(ev.raw.get('body', ''))[:60]!r}"
 
 
 @handles("NOTIFY")
 def notify(ctx: NodeContext, data: Any) -> str:
     ev = ctx.phone.wait_notify(ctx.key, data.status_code, False, ctx.timeout)
+    ctx.phone.check_event(ev, "notify", data.expect_headers)
     return f"NOTIFY {ev.raw.get('code')} {ev.raw.get('reason') or ''}".strip()
+
+
+@handles("CONNECTED")
+def connected(ctx: NodeContext, data: Any) -> str:
+    ev = ctx.phone.wait_connected(ctx.key, data.expected_codec, ctx.timeout)
+    ctx.phone.check_event(ev, "confirmed", data.expect_headers)
+    codec = ev.raw.get("codec")
+    return f"call {ctx.key!r} connected" + (f" ({codec})" if codec else "")
+
+
+def _call_event(ctx: NodeContext, data: Any, etype: str, label: str) -> Event:
+    """The node's event on its call, with its ``expectHeaders`` checked."""
+    ev = ctx.phone.wait_event(ctx.key, etype, label, ctx.timeout)
+    ctx.phone.check_event(ev, etype, data.expect_headers)
+    return ev
+
+
+# -- absent: true ----------------------------------------------------------------------
+
+#: Event name -> (node context, node data) -> what would complete the node (an event test).
+ABSENT: dict[str, Callable[[NodeContext, Any], Callable[[Event], bool]]] = {}
+
+
+def _on_key(etype: str) -> Callable[[NodeContext, Any], Callable[[Event], bool]]:
+    return lambda ctx, data: lambda e: e.key == ctx.key and e.type == etype
+
+
+ABSENT.update({
+    "INCOMING": lambda ctx, data: lambda e: e.type == "incoming" and e.key is None,
+    "RINGING": _on_key("ringing"),
+    "DISCONNECTED": _on_key("disconnected"),
+    "HELD": _on_key("held"),
+    "RETRIEVED": _on_key("retrieved"),
+    "TRANSFERRED": _on_key("transferred"),
+    "DTMFReceived": lambda ctx, data: lambda e: (
+        e.key == ctx.key and e.type == "dtmf"
+        and (not data.expected or str(e.raw.get("digit")) in data.expected)),
+    "NOTIFY": lambda ctx, data: lambda e: (
+        e.key == ctx.key and e.type == "notify"
+        and (bool(e.raw.get("final")) or e.raw.get("reason") != "Accepted")
+        and (data.status_code is None or e.raw.get("code") == data.status_code)),
+    "CONNECTED": lambda ctx, data: lambda e: (
+        e.type == "confirmed" and e.call is not None
+        and e.call == ctx.phone.box.handle(ctx.key)),
+    "MESSAGE": lambda ctx, data: lambda e: (
+        e.type == "message" and (data.expected_body is None
+                                 or re.search(data.expected_body, str(e.raw.get("body") or ""))
+                                 is not None)),
+})
+
+
+def run_absent(ctx: NodeContext, data: Any) -> str:
+    """``absent: true``: the node completes when nothing it would wait for arrives in time."""
+    match = ABSENT[data.canonical](ctx, data)
+    ctx.phone.expect_nothing(match, ctx.timeout, data.canonical)
+    return f"no {data.canonical} within {ctx.timeout * 1000:g} ms, as required"

@@ -138,6 +138,11 @@ class SipMessage:
     def is_response(self) -> bool:
         return self.status is not None
 
+    def header_values(self, name: str) -> list[str]:
+        """Every value of a header (case-insensitive, compact forms equal): what the header
+        checks of ``sip.checks`` read, so a parsed message is their ``MessageLike``."""
+        return self.headers.get_all(name)
+
     @property
     def call_id(self) -> str | None:
         value = self.headers.get("Call-ID")
