@@ -19,12 +19,6 @@ from .errors import Problem, ScenarioFormatError, SipflowWarning
 from .ports import worker_index
 from .values import WORKER_VARIABLE, expand_data
 
-#: What this version parses but cannot run yet: refused at collection, never ignored (a
-#: check that silently does nothing would be a false pass). Entries are (scope, key):
-#: scope is a canonical command/event name, "command", "event" or "any"; key is a data
-#: key (refused when written with a non-default value) or "*" (the whole node type).
-#: When a feature lands, removing its entry is the only change needed here.
-NOT_YET: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -133,7 +127,7 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
             instances[node.id] = Instance(node.id, data)
         else:
             steps[node.id] = Step(node.id, node.type, data)  # type: ignore[arg-type]
-            problems += _not_yet(node.id, node.type, data) + _meaningless(node.id, data)
+            problems += _meaningless(node.id, data)
 
     if not instances and not any(n.type == "sipInstance" for n in doc.nodes):
         problems.append(Problem("the scenario has no sipInstance node; add at least one",
@@ -205,26 +199,6 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
     return Graph(path=path, name=doc.name or _stem(path), description=doc.description or "",
                  markers=list(doc.markers), timeout=doc.timeout, instances=instances,
                  steps=steps, unreachable=unreachable)
-
-
-def _not_yet(node_id: str, kind: str, data: schema.CommandData | schema.EventData,
-             ) -> list[Problem]:
-    """Problems for every feature of this node that is in :data:`NOT_YET`."""
-    scopes = (data.canonical, kind, "any")
-    if (data.canonical, "*") in NOT_YET:
-        return [Problem(f"{kind} {data.canonical!r} is not supported by this version of "
-                        "pytest-sipflow yet", node_id, kind)]
-    problems = []
-    for name in sorted(data.model_fields_set):
-        info = type(data).model_fields[name]
-        key = info.alias or name
-        if not any((scope, key) in NOT_YET for scope in scopes):
-            continue
-        if getattr(data, name) == info.get_default(call_default_factory=True):
-            continue  # written with its default value: nothing is asked of the engine
-        problems.append(Problem(f"{key!r} on {data.canonical} is not supported by this "
-                                "version of pytest-sipflow yet", node_id, f"data.{key}"))
-    return problems
 
 
 def _meaningless(node_id: str, data: schema.CommandData | schema.EventData) -> list[Problem]:

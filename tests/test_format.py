@@ -226,59 +226,10 @@ def test_every_key_of_the_spec_is_known() -> None:
     assert g.steps["drs"].data.expected == "1234"
 
 
-# --- features parsed but not run yet ------------------------------------------------------
-
-KEY_USE: dict[str, Any] = {"expectHeaders": {"From": "alice"}, "absent": True,
-                           "expectedStatusCode": 486, "headers": {"X-Test": "1"}}
-NODE_USE: dict[str, Doc] = {
-    "Register": command("n", "Register", "a"), "Unregister": command("n", "Unregister", "a"),
-    "SendMessage": command("n", "SendMessage", "a", targetUri="200", body="hi"),
-    "CONNECTED": event("n", "CONNECTED", "a"), "MESSAGE": event("n", "MESSAGE", "a"),
-}
-HOSTS = {"command": command("n", "Release", "a"), "event": event("n", "RINGING", "a"),
-         "any": event("n", "RINGING", "a")}
-REQUIRED: dict[str, Doc] = {
-    "MakeCall": {"targetUri": "200"}, "SendMessage": {"targetUri": "200"},
-    "BlindTransfer": {"targetUri": "300"}, "MuteTransfer": {"primaryCallId": "p",
-                                                            "consultCallId": "c"},
-    "Response": {"statusCode": 486}, "SendDTMF": {"digits": "1"}, "PlayAudio": {"filePath": "a.wav"},
-}
+# --- keys written with their default values ----------------------------------------------
 
 
-def using(scope: str, key: str) -> Doc:
-    """A node that uses the feature (scope, key) of graph.NOT_YET."""
-    if key == "*":
-        return json.loads(json.dumps(NODE_USE[scope]))
-    if scope in HOSTS:
-        host = json.loads(json.dumps(HOSTS[scope]))
-    else:
-        kind = "command" if scope in schema.COMMANDS else "event"
-        host = (command if kind == "command" else event)("n", scope, "a",
-                                                          **REQUIRED.get(scope, {}))
-    host["data"][key] = KEY_USE[key]
-    return host
-
-
-@pytest.mark.parametrize("feature", sorted(graph.NOT_YET), ids="/".join)
-def test_features_not_run_yet_are_refused_not_ignored(feature: tuple[str, str]) -> None:
-    scope, key = feature
-    message = refusal(doc_with(add(using(scope, key))))
-    assert "is not supported by this version of pytest-sipflow yet" in message, message
-    assert "node 'n'" in message, message
-    kind = "command" if scope in schema.COMMANDS else "event"
-    field = kind if (scope, "*") in graph.NOT_YET else f"data.{key}"
-    assert f"field {field!r}" in message, message
-
-
-def test_not_yet_table_names_real_nodes_and_keys() -> None:
-    for scope, key in graph.NOT_YET:
-        assert scope in ("any", "command", "event") or scope in schema.COMMANDS \
-            or scope in schema.EVENTS, scope
-        if key != "*":
-            assert key in KEY_USE, f"add an example value for {key!r} to KEY_USE"
-
-
-def test_default_values_of_not_yet_keys_ask_nothing_and_load() -> None:
+def test_check_keys_written_with_their_defaults_load() -> None:
     g = load(doc_with(lambda d: (data(d, "in").update(absent=False, expectHeaders={}),
                                  data(d, "answer").update(headers={}))))
     assert g.steps["in"].data.absent is False
@@ -459,5 +410,3 @@ def test_reference_page_names_every_node_key_and_editor_key() -> None:
     missing = sorted({name for name in names
                       if not re.search(rf"`{name}`|^###.*\b{name}\b", page, flags=re.M)})
     assert not missing, f"docs/reference.md does not mention {missing}"
-    for scope, key in graph.NOT_YET:
-        assert f"`{scope if key == '*' else key}`" in page or scope in page
