@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from ..core.account import Account, account_for
+from ..core.account import Account, account_for, registration_failure
 from ..core.mailbox import AgentDied, Interrupted, Mailbox
 from ..core.phone import AgentLike, Phone, StepFailed
 from ..core.targets import Directory, resolve
@@ -158,17 +158,11 @@ class ScenarioRun:
 
     def _setup_failed(self, instance: str, account: Account | None, exc: StepFailed) -> StepFailed:
         """Set-up failures name the instance and, in real mode, the registrar (§4.8)."""
+        if account is not None:
+            return registration_failure(instance, account, exc.reason, exc.timed_out)
         agent_text = exc.reason.removeprefix("configure failed: ").removeprefix("configure: ")
-        if account is None:
-            return StepFailed(f"could not configure the agent of instance {instance!r}: "
-                              f"{agent_text}", detail=self._phones[instance].agent.stderr_tail())
-        if exc.timed_out or "no response" in agent_text:
-            actual = "no response"
-        else:
-            actual = agent_text
-        return StepFailed(f"registration of instance {instance!r} as {account.aor} with "
-                          f"{account.server} over {account.transport} failed: {agent_text}",
-                          expected="2xx to REGISTER", actual=actual)
+        return StepFailed(f"could not configure the agent of instance {instance!r}: "
+                          f"{agent_text}", detail=self._phones[instance].agent.stderr_tail())
 
     def _finish(self) -> None:
         for agent in self._agents.values():
