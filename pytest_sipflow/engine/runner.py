@@ -176,6 +176,7 @@ class ScenarioRun:
             except AgentDied:
                 pass
         limit = self.settings.request_timeout_s + self.settings.register_timeout_s
+        late: list[str] = []
         for inst_id, reply in resets.items():
             try:
                 done = self._phones[inst_id].wait_reply("reset", reply, limit)
@@ -186,7 +187,7 @@ class ScenarioRun:
             if trouble:  # the test is over: a failed un-REGISTER is worth a warning only
                 message = f"instance {inst_id!r}: un-REGISTER at clean-up failed: {trouble}"
                 self._log(None, inst_id, message, "warning")
-                warnings.warn(message, SipflowWarning, stacklevel=1)
+                late.append(message)
         for inst_id, agent in self._agents.items():
             self.provider.release(agent, healthy[inst_id])
         self._agents.clear()
@@ -204,6 +205,9 @@ class ScenarioRun:
             self.result.duration = time.monotonic() - self._t0
         self._scenario_state(state, self.result.failure.reason if self.result.failure else "")
         self._deliver()
+        # Warned last: under -W error a warning raises, and the agents must be back by then.
+        for message in late:
+            warnings.warn(message, SipflowWarning, stacklevel=1)
 
     def _wait(self, threads: list[threading.Thread], deadline: bool) -> None:
         """Deliver queued events until every chain has ended; enforce the deadline."""
