@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import os
 import socket
 import time
@@ -474,3 +475,81 @@ def test_xdist_workers_use_their_own_accounts(kamailio: KamailioServer,
                if r.method == "INVITE"}
     assert {("1001", "1002"), ("1011", "1012")} <= callers, callers
     assert_unregistered(kamailio, "1001", "1002", "1011", "1012")
+
+
+# -- the Python API ---------------------------------------------------------------------------
+
+PYTHON_TESTS = '''
+import os
+import pytest
+from pytest_sipflow.ua import SipActionError
+
+W = os.environ["SIPFLOW_TEST_W"]
+SERVER = os.environ["SIPFLOW_TEST_REGISTRAR"]  # the UDP address of the test Kamailio
+A, B, C = f"10{W}1", f"10{W}2", f"10{W}3"
+PW = {u: os.environ["PBX_PW_" + u] for u in (A, B, C)}
+
+
+def test_register_and_call_through_the_server(sip_instance):
+    alice = sip_instance("alice", A, registrar=SERVER, password=PW[A])
+    bob = sip_instance("bob", B, registrar=SERVER, transport="tcp", password=PW[B])
+    assert alice.uri == f"sip:{A}@127.0.0.1" and bob.account.transport == "TCP"
+    out = alice.call(B)                      # a dn goes through the server
+    inc = bob.wait_incoming()
+    inc.answer()
+    out.wait_answered()
+    out.send_dtmf("7", method="info")
+    assert inc.wait_dtmf("7") == "7"
+    out.release()
+    inc.wait_disconnected()
+    assert bob.send_message(alice, "hi alice") == 200
+    assert alice.wait_message("^hi")["body"] == "hi alice"
+
+
+def test_wrong_password_raises_naming_instance_and_code(sip_instance):
+    with pytest.raises(SipActionError) as info:
+        sip_instance("mallory", C, registrar=SERVER, password="not-" + PW[C])
+    assert "registration of instance 'mallory'" in str(info.value)
+    assert "401 Unauthorized" in str(info.value)
+
+
+def test_register_unregister_and_the_options_defaults(sip_instance):
+    # no registrar here: --sipflow-registrar / --sipflow-transport of the run
+    carol = sip_instance("carol", C, password="wrong", register=False)
+    assert carol.account.server == SERVER and carol.account.transport == "TCP"
+    assert carol.register(expected=401) == 401
+    with pytest.raises(SipActionError, match="REGISTER answered 401.*expected 2xx"):
+        carol.register()
+    dave = sip_instance("dave", A, password=PW[A], register=False)
+    assert dave.register() == 200
+    assert dave.unregister() == 200
+    assert dave.register(headers={"X-Sipflow": "again"}) == 200   # left to the clean-up
+'''
+
+
+def test_sip_instance_registers_and_calls_through_the_server(
+        kamailio: KamailioServer, sipflow_pytester: pytest.Pytester, clean: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIPFLOW_TEST_W", W)
+    sipflow_pytester.makepyfile(test_api=PYTHON_TESTS)
+    seen = len(kamailio.requests())
+    result = sipflow_pytester.runpytest(f"--sipflow-registrar={kamailio.registrar('udp')}",
+                                        "--sipflow-transport=tcp")
+    result.assert_outcomes(passed=3)
+    run = kamailio.requests()[seen:]
+    assert (user(1), user(2), "udp") in {(r.from_user, r.ruri_user, r.proto) for r in run
+                                         if r.method == "INVITE"}
+    assert {(user(2), "tcp"), (user(3), "tcp")} <= {(r.from_user, r.proto) for r in run
+                                                    if r.method == "REGISTER"}
+    assert_unregistered(kamailio, user(1), user(2))
+    assert kamailio.registrations().get(user(3), 0) == 0
+
+
+def test_the_docs_real_mode_example_runs(kamailio: KamailioServer,
+                                         sipflow_pytester: pytest.Pytester, clean: str) -> None:
+    text = (REPO / "docs" / "sip_instance.md").read_text()
+    (code,) = re.findall(r"```python real-mode\n(.*?)```", text, flags=re.S)
+    sipflow_pytester.makepyfile(test_example=code)
+    result = sipflow_pytester.runpytest(f"--sipflow-registrar={kamailio.registrar('udp')}")
+    result.assert_outcomes(passed=2)
+    assert_unregistered(kamailio, "1001", "1002")

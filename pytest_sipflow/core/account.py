@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.settings import EngineSettings
+from ..engine.settings import EngineSettings, TlsSettings
 from ..sip import TRANSPORT_PORTS
 from .phone import StepFailed
 
@@ -53,6 +53,19 @@ class Account:
                 "username": self.username, "password": self.password, "realm": self.realm,
                 "outbound_proxy": self.proxy_uri, "register": self.register,
                 "expires": self.expires, "transport": self.transport.lower()}
+
+
+def tls_args(tls: TlsSettings) -> dict[str, Any]:
+    """The agent's ``configure`` ``tls`` argument from the run's ``--sipflow-tls-*``."""
+    return {"ca_file": tls.ca_file, "cert_file": tls.cert_file, "key_file": tls.key_file,
+            "verify_server": tls.verify}
+
+
+def unregister_trouble(reset_reply: dict[str, Any]) -> str | None:
+    """What went wrong with the un-REGISTER of an agent's ``reset``, if anything: worth a
+    warning only, the test is over by then."""
+    error = (reset_reply.get("unregister") or {}).get("error")
+    return str(error) if error else None
 
 
 def split_host_port(text: str) -> tuple[str, int | None]:
@@ -151,4 +164,4 @@ def registration_failure(instance: str, account: Account, agent_text: str,
     return StepFailed(f"registration of instance {instance!r} as {account.aor} with "
                       f"{account.server} over {account.transport} failed: {why}",
                       expected="2xx to REGISTER", actual=actual,
-                      detail=[f"agent: {text}"] if why != text else [], timed_out=timed_out)
+                      detail=[f"agent: {text}"] if why != text else [])

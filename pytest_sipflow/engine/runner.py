@@ -15,7 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from ..core.account import Account, account_for, registration_failure
+from ..core.account import (Account, account_for, registration_failure, tls_args,
+                            unregister_trouble)
 from ..core.mailbox import AgentDied, Interrupted, Mailbox
 from ..core.phone import AgentLike, Phone, StepFailed
 from ..core.targets import Directory, resolve
@@ -121,7 +122,7 @@ class ScenarioRun:
                                         codecs=list(data.codecs), auto_ringing=data.auto_ringing)
             if account is not None:
                 self._accounts[inst.id] = account
-                args.update(account.agent_args(), tls=self._tls_args(),
+                args.update(account.agent_args(), tls=tls_args(self.settings.tls),
                             timeout=self.settings.register_timeout_s)
             try:
                 replies[inst.id] = self._phones[inst.id].send("configure", **args)
@@ -151,11 +152,6 @@ class ScenarioRun:
         for name, uri in self.peers.items():
             self._directory.add(uri, name)
 
-    def _tls_args(self) -> dict[str, Any]:
-        tls = self.settings.tls
-        return {"ca_file": tls.ca_file, "cert_file": tls.cert_file, "key_file": tls.key_file,
-                "verify_server": tls.verify}
-
     def _setup_failed(self, instance: str, account: Account | None, exc: StepFailed) -> StepFailed:
         """Set-up failures name the instance and, in real mode, the registrar (§4.8)."""
         if account is not None:
@@ -183,7 +179,7 @@ class ScenarioRun:
                 healthy[inst_id] = True
             except (StepFailed, AgentDied):
                 continue
-            trouble = (done.get("unregister") or {}).get("error")
+            trouble = unregister_trouble(done)
             if trouble:  # the test is over: a failed un-REGISTER is worth a warning only
                 message = f"instance {inst_id!r}: un-REGISTER at clean-up failed: {trouble}"
                 self._log(None, inst_id, message, "warning")
