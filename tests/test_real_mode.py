@@ -163,6 +163,14 @@ def copy_bundled(pytester: pytest.Pytester, *names: str) -> None:
         (pytester.path / path.name).write_text(path.read_text())
 
 
+def run_bundled(pytester: pytest.Pytester, server: KamailioServer, name: str) -> list[Any]:
+    """Run one bundled file, which must pass; the requests the server saw meanwhile."""
+    copy_bundled(pytester, name)
+    seen = len(server.requests())
+    pytester.runpytest().assert_outcomes(passed=1)
+    return server.requests()[seen:]
+
+
 # -- the bundled files -----------------------------------------------------------------------
 
 
@@ -206,12 +214,11 @@ def test_wrong_password_file_fails_at_set_up_naming_instance_and_code(
 
 def test_register_expecting_401_passes_and_unregister_removes(
         kamailio: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
-    copy_bundled(recorder, "reg-02-register-refused-401-udp")
-    recorder.runpytest().assert_outcomes(passed=1)
+    run = run_bundled(recorder, kamailio, "reg-02-register-refused-401-udp")
     assert node_states(recorder) == {"mallory-is-refused": "completed",
                                      "alice-registers": "completed",
                                      "alice-unregisters": "completed"}
-    refused = [r for r in kamailio.requests("REGISTER") if r.from_user == user(4)]
+    refused = [r for r in run if r.method == "REGISTER" and r.from_user == user(4)]
     assert refused, "Mallory's REGISTER reached the server"
     assert user(4) not in kamailio.registrations(), "a wrong password was never accepted"
     assert_unregistered(kamailio, user(5))
@@ -219,28 +226,22 @@ def test_register_expecting_401_passes_and_unregister_removes(
 
 def test_call_to_an_unregistered_user_takes_the_failure_branch(
         kamailio: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
-    copy_bundled(recorder, "neg-02-unregistered-user-404-udp")
-    seen = len(kamailio.requests())
-    recorder.runpytest().assert_outcomes(passed=1)
+    run = run_bundled(recorder, kamailio, "neg-02-unregistered-user-404-udp")
     assert node_states(recorder) == {"alice-dials-nobody": "failed", "alice-got-404": "completed",
                                      "alice-hangs-up": "skipped"}
     failed = [e["message"] for e in events(recorder)
               if e["hook"] == "log" and e["level"] == "error"]
     assert any("404" in m for m in failed), failed
-    invites = [r for r in kamailio.requests()[seen:]
-               if r.method == "INVITE" and r.from_user == user(1)]
+    invites = [r for r in run if r.method == "INVITE" and r.from_user == user(1)]
     assert invites and {(r.ruri_user, r.proto) for r in invites} == {(user(9), "udp")}
     assert_unregistered(kamailio, user(1))
 
 
 def test_message_exchange_through_the_server(
         kamailio: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
-    copy_bundled(recorder, "msg-01-message-udp")
-    seen = len(kamailio.requests())
-    recorder.runpytest().assert_outcomes(passed=1)
+    run = run_bundled(recorder, kamailio, "msg-01-message-udp")
     assert set(node_states(recorder).values()) == {"completed"}
-    sent = {(r.from_user, r.ruri_user) for r in kamailio.requests()[seen:]
-            if r.method == "MESSAGE"}
+    sent = {(r.from_user, r.ruri_user) for r in run if r.method == "MESSAGE"}
     assert {(user(1), user(2)), (user(2), user(1))} <= sent
     assert_unregistered(kamailio, user(1), user(2))
 
