@@ -1,6 +1,6 @@
 """Benchmarks of pytest-sipflow, printed as one table (see docs/benchmarks.md).
 
-    .venv/bin/python benchmarks/run.py [--n 40] [--write docs/benchmarks.md]
+    .venv/bin/python benchmarks/run.py [--n 40] [--write docs/benchmarks.md] [--only real]
 
 Measured side by side in one run, all on 127.0.0.1:
 1. a basic-call suite of N scenario files under pytest, one worker (-n 0): per scenario;
@@ -10,7 +10,11 @@ Measured side by side in one run, all on 127.0.0.1:
 4. the 50-instance scenario (25 simultaneous calls), warm pool and cold;
 5. an idle agent's CPU use, and the plugin's import cost on top of pytest;
 6. the basic-call suite again with every per-item report on (trace, pcap, JSON), beside 1.
-   (which asks for none: a passing item then renders nothing).
+   (which asks for none: a passing item then renders nothing);
+7. real mode (issue 9), through a real Kamailio (pytest_sipflow.testing.KamailioServer):
+   the basic call per scenario with registration (REGISTER with digest auth, the call
+   proxy-authenticated, un-REGISTER at clean-up) next to the same call local, and 50
+   instances registering at once (time until all are registered).
 Targets (issue 5): <= 20 ms per scenario, >= 5x faster than SIPp, -n 2 <= 0.65 x -n 0,
 50 instances <= 5 s; (issue 8): idle agent <= 0.2 % of a core, plugin import <= 50 ms.
 """
@@ -36,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from pytest_sipflow import graph  # noqa: E402
 from pytest_sipflow.agent.measure import cpu_seconds  # noqa: E402
+from pytest_sipflow.engine.events import ActionLogEvent, ExecutionEvent  # noqa: E402
 from pytest_sipflow.engine.runner import run_scenario  # noqa: E402
 from pytest_sipflow.pool import AgentPool  # noqa: E402
 from pytest_sipflow.ports import PortPlan  # noqa: E402
@@ -144,6 +149,82 @@ def fifty_instances() -> tuple[float, float]:
         pool.close()
 
 
+def _real_mode(doc: dict[str, object], server: object, passwords: dict[str, str]) -> None:
+    """Point every instance of ``doc`` at ``server`` (UDP), with its account's password."""
+    host, port = server.registrar("udp").split(":")  # type: ignore[attr-defined]
+    for node in doc["nodes"]:  # type: ignore[attr-defined]
+        if node["type"] == "sipInstance":
+            node["data"].update(pbxHost=host, pbxPort=port, password=passwords[node["data"]["dn"]])
+
+
+def real_mode_call(n: int) -> tuple[float, float]:
+    """(local, through Kamailio) mean seconds of one basic-call scenario, warm pool: the
+    real-mode one registers both phones, calls through the proxy and un-REGISTERs."""
+    from pytest_sipflow.testing import KamailioServer
+
+    local = graph.from_value(json.loads(basic_call(0)), "local.sipflow.json")
+    accounts = {"100": "pw-100-bench", "200": "pw-200-bench"}
+    pool = AgentPool(PortPlan(sip_base=18000, sip_range=200, rtp_base=40000), name="real")
+    try:
+        with KamailioServer(accounts, tls=False) as server:
+            doc = json.loads(basic_call(0))
+            _real_mode(doc, server, accounts)
+            real = graph.from_value(doc, "real.sipflow.json")
+            means = []
+            for g in (local, real):
+                run_scenario(g, pool)  # warm-up: agents started, first registration done
+                times = []
+                for _ in range(n):
+                    start = time.perf_counter()
+                    result = run_scenario(g, pool)
+                    times.append(time.perf_counter() - start)
+                    if not result.passed:
+                        raise SystemExit(f"basic call ({g.path}) failed: {result.failure}")
+                means.append(statistics.mean(times))
+            return means[0], means[1]
+    finally:
+        pool.close()
+
+
+def fifty_registrations() -> tuple[float, float]:
+    """50 instances registering at once with Kamailio, warm pool: (seconds until all are
+    registered, seconds of the whole scenario with every un-REGISTER)."""
+    from pytest_sipflow.testing import KamailioServer
+
+    accounts = {str(3000 + i): f"pw-{3000 + i}-bench" for i in range(1, 51)}
+    nodes: list[dict[str, object]] = []
+    edges = []
+    for dn in accounts:
+        nodes.append({"id": f"p{dn}", "type": "sipInstance", "data": {"dn": dn}})
+        nodes.append({"id": f"w{dn}", "type": "event",
+                      "data": {"event": "TIMEOUT", "sipInstanceId": f"p{dn}", "timeout": 1}})
+        edges.append({"source": f"p{dn}", "target": f"w{dn}"})
+    doc = {"name": "fifty registrations", "nodes": nodes, "edges": edges}
+    pool = AgentPool(PortPlan(sip_base=18000, sip_range=200, rtp_base=40000), name="reg")
+    try:
+        for agent in pool.acquire(50):  # warm: the agents exist before the clock starts
+            pool.release(agent, True)
+        with KamailioServer(accounts, tls=False) as server:
+            _real_mode(doc, server, accounts)
+            g = graph.from_value(doc, "fifty.sipflow.json")
+            ready: list[float] = []
+
+            def listen(event: ExecutionEvent) -> None:
+                if isinstance(event, ActionLogEvent) and "registered (200" in event.message:
+                    ready.append(event.timestamp)
+
+            began, start = time.time(), time.perf_counter()
+            result = run_scenario(g, pool, listener=listen)
+            whole = time.perf_counter() - start
+            if not result.passed or len(ready) != 50:
+                raise SystemExit(f"50 registrations failed: {result.failure}, {len(ready)} ready")
+            if any(server.registrations().values()):
+                raise SystemExit("registrations were left behind")
+            return max(ready) - began, whole
+    finally:
+        pool.close()
+
+
 def plugin_import_ms(runs: int = 7) -> float:
     """Median cost of importing the plugin on top of pytest (what every pytest run pays)."""
     samples = []
@@ -203,14 +284,45 @@ READING = """## Reading the numbers
   much as the whole 40-scenario suite takes to run, and each worker starts its own agents,
   so on 2 cores `-n 2` is slower than `-n 0` at N = 40. The 0.65 target is not met; it
   would need a suite whose test time is several times xdist's start-up.
+- Real mode: the two basic-call rows run the same graph through the engine on one warm
+  pool, N times each; the Kamailio one adds REGISTER with digest auth (401 + retry) for
+  both phones before the clock starts, the proxy-authenticated INVITE (407 + retry), the
+  record-routed dialog, and an un-REGISTER per phone at clean-up. The 50-registration
+  rows start their clock when the scenario is handed to the engine (agents already
+  started): *all registered* is when the last 200 to REGISTER was seen.
 """
+
+
+def real_rows(n: int) -> list[tuple[str, str, str]]:
+    local, real = real_mode_call(n)
+    registered, whole = fifty_registrations()
+    return [
+        ("basic call per scenario, local (engine only, warm pool)", f"{local * 1000:.1f} ms", ""),
+        ("basic call per scenario through Kamailio (REGISTER + call + un-REGISTER)",
+         f"{real * 1000:.1f} ms", ""),
+        ("50 instances registering at once with Kamailio: all registered", f"{registered:.2f} s",
+         ""),
+        ("50 instances with Kamailio: whole scenario incl. 50 un-REGISTERs", f"{whole:.2f} s", ""),
+    ]
+
+
+def table(rows: list[tuple[str, str, str]]) -> str:
+    width = max(len(r[0]) for r in rows)
+    lines = [f"| {'measure'.ljust(width)} | value | target |", f"|{'-' * (width + 2)}|---|---|"]
+    lines += [f"| {name.ljust(width)} | {value} | {target} |" for name, value, target in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="scenarios in the basic-call suite")
     parser.add_argument("--write", type=Path, help="also write the table to this markdown file")
+    parser.add_argument("--only", choices=["real"], help="run only these rows (no --write)")
     args = parser.parse_args()
+    n = args.n
+    if args.only == "real":
+        print(table(real_rows(n)))
+        return
     with tempfile.TemporaryDirectory(prefix="sipflow-bench-") as tmp:
         folder = Path(tmp)
         for i in range(args.n):
@@ -227,7 +339,6 @@ def main() -> None:
     cold, warm = fifty_instances()
     idle, idle_after = idle_agent_cpu()
     import_ms = plugin_import_ms()
-    n = args.n
     rows = [
         ("basic call, sipflow, per scenario (test time, -n 0)", f"{per_test0 * 1000:.1f} ms", "<= 20 ms"),
         ("basic call, same, with " + " ".join(REPORTS) + " --sipflow-pcap --sipflow-json "
@@ -248,17 +359,14 @@ def main() -> None:
          "<= 0.2 %"),
         ("plugin import on top of pytest (every pytest run pays it)", f"{import_ms:.1f} ms",
          "<= 50 ms"),
-    ]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"| {'measure'.ljust(width)} | value | target |", f"|{'-' * (width + 2)}|---|---|"]
-    lines += [f"| {name.ljust(width)} | {value} | {target} |" for name, value, target in rows]
+    ] + real_rows(n)
     stamp = f"Taken {datetime.date.today().isoformat()} on {machine()}."
-    table = "\n".join(lines)
+    text = table(rows)
     print(stamp)
-    print(table)
+    print(text)
     if args.write:
         args.write.write_text(f"# Benchmarks\n\nRun with `.venv/bin/python benchmarks/run.py` "
-                              f"(N = {n}).\n\n{stamp}\n\n{table}\n\n{READING}")
+                              f"(N = {n}).\n\n{stamp}\n\n{text}\n\n{READING}")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .core.account import account_from
 from .core.targets import Directory
 from .engine.result import ScenarioResult
+from .errors import SipflowWarning
 from .scenario import Scenario, Source
 from .session import SipflowSession
-from .ua import DEFAULT_TIMEOUT, UserAgent
+from .ua import DEFAULT_TIMEOUT, SipActionError, UserAgent
 
 
 class SipInstanceFactory:
@@ -23,14 +26,29 @@ class SipInstanceFactory:
 
     def __call__(self, name: str, dn: str = "", *, label: str = "",
                  codecs: Sequence[str] = ("PCMU", "PCMA"), auto_ringing: bool = True,
-                 timeout: float | None = None) -> UserAgent:
+                 timeout: float | None = None, registrar: str | None = None,
+                 transport: str | None = None, username: str | None = None,
+                 password: str | None = None, realm: str | None = None,
+                 domain: str | None = None, outbound_proxy: str | None = None,
+                 register: bool = True, expires: int = 300) -> UserAgent:
+        """A ready agent; with a registrar (given here or ``--sipflow-registrar``) it is
+        registered before this returns, unless ``register=False``."""
+        __tracebackhide__ = True
         if name in self._agents:
             raise ValueError(f"sip_instance {name!r} exists already in this test")
+        engine = self._session.settings.engine
+        try:
+            account = account_from(dn or name, engine, registrar=registrar, transport=transport,
+                                   username=username, password=password, realm=realm,
+                                   domain=domain, outbound_proxy=outbound_proxy,
+                                   register=register, expires=expires)
+        except ValueError as exc:
+            raise SipActionError(f"{name}: {exc}") from None
         (agent,) = self._session.pool.acquire(1)
         try:
             ua = UserAgent(agent, name, dn=dn, label=label, codecs=codecs,
                            auto_ringing=auto_ringing, timeout=timeout or self.timeout,
-                           directory=self._directory)
+                           directory=self._directory, account=account, settings=engine)
         except BaseException:
             self._session.pool.release(agent, healthy=False)
             raise
@@ -42,10 +60,17 @@ class SipInstanceFactory:
         return list(self._agents.values())
 
     def close(self) -> None:
+        """Every agent back to the pool (un-REGISTERed), then the warnings: a failed
+        un-REGISTER is worth a warning only, and under ``-W error`` it must not strand agents."""
+        late = []
         for ua in self._agents.values():
             healthy = ua.close()
             self._session.pool.release(ua.agent, healthy)
+            if ua.cleanup_warning:
+                late.append(ua.cleanup_warning)
         self._agents.clear()
+        for message in late:
+            warnings.warn(message, SipflowWarning, stacklevel=2)
 
 
 class ScenarioFactory:

@@ -13,9 +13,11 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .core.account import Account, registration_failure, tls_args, unregister_trouble
 from .core.mailbox import AgentDied, Mailbox
 from .core.phone import AgentLike, Checks, Phone, StepFailed
 from .core.targets import Directory, resolve
+from .engine.settings import EngineSettings
 from .errors import SipflowError
 from .sip import LOOPBACK
 from .sip.message import SipMessage
@@ -32,16 +34,22 @@ class SipTimeout(SipflowError, AssertionError):
 
 
 class UserAgent:
-    """One SIP user agent on 127.0.0.1 (its own agent process)."""
+    """One SIP user agent (its own agent process): a phone of 127.0.0.1 in local mode, or a
+    phone registered with a server when it has an :class:`~pytest_sipflow.core.account.Account`."""
 
     def __init__(self, agent: AgentLike, name: str, dn: str = "", label: str = "",
                  codecs: Sequence[str] = ("PCMU", "PCMA"), auto_ringing: bool = True,
                  timeout: float = DEFAULT_TIMEOUT,
-                 directory: Directory | None = None) -> None:
+                 directory: Directory | None = None, account: Account | None = None,
+                 settings: EngineSettings | None = None) -> None:
+        __tracebackhide__ = True
         self.name = name
         self.dn = dn or name
         self.timeout = timeout
         self.agent = agent
+        self.account = account
+        self.settings = settings or EngineSettings()
+        self.cleanup_warning: str | None = None  # set by close(): a failed un-REGISTER
         self._directory = directory or Directory()
         self._closed = threading.Event()
         self.phone = Phone(name, agent, Mailbox(name, self._closed, follow_transfers=False),
@@ -49,10 +57,22 @@ class UserAgent:
         self.sip_messages: list[dict[str, Any]] = []
         self._calls: list[Call] = []
         agent.set_event_sink(self._sink)
-        with self._step("configure"):
-            self.phone.request("configure", dn=self.dn, display=label or name,
-                               codecs=list(codecs), auto_ringing=auto_ringing)
-        self.uri = f"sip:{self.dn}@{LOOPBACK}:{agent.sip_port}"
+        args: dict[str, Any] = dict(dn=self.dn, display=label or name, codecs=list(codecs),
+                                    auto_ringing=auto_ringing)
+        if account is None:
+            with self._step("configure"):
+                self.phone.request("configure", **args)
+            self.uri = f"sip:{self.dn}@{LOOPBACK}:{agent.sip_port}"
+        else:  # registers before it returns (unless register=False): the agent waits for it
+            register_s = self.settings.register_timeout_s
+            args.update(account.agent_args(), tls=tls_args(self.settings.tls), timeout=register_s)
+            with self._step("configure"):
+                try:
+                    self.phone.wait_reply("configure", self.phone.send("configure", **args),
+                                          timeout + register_s)
+                except StepFailed as exc:
+                    raise registration_failure(name, account, exc.reason, exc.timed_out) from None
+            self.uri = account.aor
         self._directory.add(self.uri, self.dn, self.name)
 
     def __repr__(self) -> str:
@@ -64,7 +84,7 @@ class UserAgent:
         """Send an INVITE to another instance, a dn, or a sip: URI; returns at once."""
         __tracebackhide__ = True
         with self._step("call"):
-            uri = target.uri if isinstance(target, UserAgent) else resolve(target, self._directory)
+            uri = target.uri if isinstance(target, UserAgent) else self.resolve(target)
             handle = self.phone.request("make_call", target=uri, headers=dict(headers or {}))["call"]
         return self._track(str(handle), "outgoing", remote=uri)
 
@@ -89,6 +109,59 @@ class UserAgent:
         """Every event this instance saw, oldest first (plain dicts)."""
         return [e.raw for e in self.phone.box.recent(10_000)]
 
+    def resolve(self, target: str) -> str:
+        """A target's SIP URI: with a server, a dn is ``sip:<dn>@<domain>`` (through the
+        server, as in scenario files); locally, the address of the agent that has it."""
+        return resolve(target, self._directory, self.account.domain if self.account else None)
+
+    # -- real mode: registration and MESSAGE ------------------------------------------------
+
+    def register(self, expected: int | None = None, headers: dict[str, str] | None = None,
+                 timeout: float | None = None) -> int:
+        """REGISTER now; returns the final code. Passes on 2xx, or on exactly ``expected``
+        (e.g. 401 to prove the server refuses a wrong password)."""
+        __tracebackhide__ = True
+        with self._step("register"):
+            self._need_server("register")
+            reply = self.phone.register(expected, headers, self._register_limit(timeout))
+        return int(reply.get("code") or 0)
+
+    def unregister(self, timeout: float | None = None) -> int:
+        """REGISTER with Expires: 0; passes on 2xx, returns the code."""
+        __tracebackhide__ = True
+        with self._step("unregister"):
+            self._need_server("unregister")
+            reply = self.phone.unregister(self._register_limit(timeout))
+        return int(reply.get("code") or 0)
+
+    def send_message(self, target: "UserAgent | str", body: str,
+                     content_type: str = "text/plain", headers: dict[str, str] | None = None,
+                     timeout: float | None = None) -> int:
+        """A pager-mode SIP MESSAGE; passes on 2xx, returns the code."""
+        __tracebackhide__ = True
+        with self._step("send_message"):
+            uri = target.uri if isinstance(target, UserAgent) else self.resolve(target)
+            reply = self.phone.send_message(uri, body, content_type, headers,
+                                            self._limit(timeout))
+        return int(reply.get("code") or 0)
+
+    def wait_message(self, expected_body: str | None = None,
+                     timeout: float | None = None) -> dict[str, Any]:
+        """The next MESSAGE to this agent (``body``, ``from``, ``content_type``, ``headers``);
+        with ``expected_body`` (a regex) its body must match."""
+        __tracebackhide__ = True
+        with self._step("wait_message"):
+            return dict(self.phone.wait_message(expected_body, self._limit(timeout)).raw)
+
+    def _need_server(self, what: str) -> None:
+        if self.account is None:
+            raise StepFailed(f"{what} needs a server: give sip_instance(..., registrar="
+                             "'host:port') or run with --sipflow-registrar",
+                             expected="a registrar", actual="local mode")
+
+    def _register_limit(self, timeout: float | None) -> float:
+        return self.settings.register_timeout_s if timeout is None else timeout
+
     def release_all(self) -> None:
         __tracebackhide__ = True
         for call in self.calls:
@@ -104,10 +177,15 @@ class UserAgent:
         self.agent.set_event_sink(None)
         if not self.agent.alive:
             return False
-        try:
-            self.phone.request("reset")
+        register_s = self.settings.register_timeout_s
+        try:  # hangs up, and un-REGISTERs within the register timeout
+            done = self.phone.wait_reply("reset", self.phone.send(
+                "reset", unregister_timeout=register_s), self.timeout + register_s)
         except (StepFailed, AgentDied):
             return False
+        trouble = unregister_trouble(done)
+        if trouble:  # the test is over: the factory warns once every agent is back
+            self.cleanup_warning = f"{self.name}: un-REGISTER at clean-up failed: {trouble}"
         return True
 
     # -- pager-mode MESSAGE and header checks ----------------------------------------------
@@ -293,8 +371,7 @@ class Call:
         """Blind transfer: REFER the peer to ``target``; returns once the REFER is accepted."""
         __tracebackhide__ = True
         with self._do("transfer"):
-            uri = target.uri if isinstance(target, UserAgent) \
-                else resolve(target, self.ua._directory)
+            uri = target.uri if isinstance(target, UserAgent) else self.ua.resolve(target)
             self._phone.blind_transfer(self.handle, uri, self._t(timeout))
 
     def transfer_attended(self, consult: "Call", timeout: float | None = None) -> int:

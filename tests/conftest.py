@@ -101,10 +101,16 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioServe
     pytester runs inherit the ``SIPFLOW_TEST_*`` and ``PBX_PW_*`` variables, so their
     scenario files can write ``"pbxPort": "${SIPFLOW_TEST_UDP_PORT}"``.
     """
+    yield from exported_kamailio(tmp_path_factory.mktemp("kamailio"))
+
+
+def exported_kamailio(workdir: Path) -> Iterator[KamailioServer]:
+    """A started Kamailio with the fixed accounts, its variables in the environment while
+    it runs (skips where Kamailio cannot run)."""
     reason = available()
     if reason:
         pytest.skip(reason)
-    server = KamailioServer(fixed_accounts(), workdir=tmp_path_factory.mktemp("kamailio"))
+    server = KamailioServer(fixed_accounts(), workdir=workdir)
     with server, pytest.MonkeyPatch.context() as env:
         for name, value in server.environment().items():
             env.setenv(name, value)

@@ -46,3 +46,12 @@ def test_fixtures_are_listed_with_docstrings(sipflow_pytester: pytest.Pytester) 
                                  "*alice.call(\"200\")*"])
     result.stdout.fnmatch_lines(["scenario*", "*Run SIPFLOW graphs from Python*",
                                  "*scenario.run(\"busy.sipflow.json\"*"])
+
+
+def test_options_page_lists_every_option() -> None:
+    from pytest_sipflow.options import OPTIONS
+
+    page = (REPO / "docs" / "options.md").read_text()
+    missing = [opt.flag for opt in OPTIONS
+               if f"`{opt.flag}" not in page or f"`{opt.name}`" not in page]
+    assert not missing, f"docs/options.md does not list {missing}"

@@ -165,6 +165,7 @@ def test_bundled_scenarios_load_without_warnings() -> None:
     # real-mode files take the test registrar's address and passwords from the environment
     env = dict(os.environ, SIPFLOW_TEST_REGISTRAR_HOST="127.0.0.1", SIPFLOW_TEST_UDP_PORT="1",
                SIPFLOW_TEST_TCP_PORT="1", SIPFLOW_TEST_TLS_PORT="2",
+               SIPFLOW_TEST_WRONG_PASSWORD="wrong",
                **{f"PBX_PW_100{i}": "pw" for i in range(1, 10)})
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -6,11 +6,13 @@ kept out of every ``repr``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.settings import EngineSettings
+from ..engine.settings import EngineSettings, TlsSettings
 from ..sip import TRANSPORT_PORTS
+from .phone import StepFailed
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,19 @@ class Account:
                 "expires": self.expires, "transport": self.transport.lower()}
 
 
+def tls_args(tls: TlsSettings) -> dict[str, Any]:
+    """The agent's ``configure`` ``tls`` argument from the run's ``--sipflow-tls-*``."""
+    return {"ca_file": tls.ca_file, "cert_file": tls.cert_file, "key_file": tls.key_file,
+            "verify_server": tls.verify}
+
+
+def unregister_trouble(reset_reply: dict[str, Any]) -> str | None:
+    """What went wrong with the un-REGISTER of an agent's ``reset``, if anything: worth a
+    warning only, the test is over by then."""
+    error = (reset_reply.get("unregister") or {}).get("error")
+    return str(error) if error else None
+
+
 def split_host_port(text: str) -> tuple[str, int | None]:
     """``host``, ``host:port`` or ``[v6]:port``; a bad port is a ValueError."""
     text = text.strip()
@@ -65,25 +80,88 @@ def split_host_port(text: str) -> tuple[str, int | None]:
     return text, None
 
 
-def account_for(user: str, data: Any, settings: EngineSettings) -> Account | None:
-    """The account of an instance, or None in local mode (no pbxHost, no registrar option).
+def account_from(user: str, settings: EngineSettings, *, registrar: str | None = None,
+                 port: int | str | None = None, transport: str | None = None,
+                 username: str | None = None, password: str | None = None,
+                 realm: str | None = None, domain: str | None = None,
+                 outbound_proxy: str | None = None, register: bool = True,
+                 expires: int = 300) -> Account | None:
+    """The one rule for both front ends (scenario files and ``sip_instance``): values given
+    here win over the run's options; None in local mode (no registrar anywhere).
 
-    ``data`` is the instance's :class:`~pytest_sipflow.schema.SipInstanceData`; its keys win
-    over the run's options.
+    ``registrar`` is ``host``, ``host:port`` or ``[v6]:port``; ``port`` overrides its port.
+    With a registrar of its own an account speaks UDP unless told otherwise; without one it
+    takes the run's ``--sipflow-registrar`` and, unless ``transport`` is given,
+    ``--sipflow-transport``. Bad values are ValueErrors that say what is expected.
     """
-    if data.pbx_host:
-        host, port = data.pbx_host, str(data.pbx_port or "").strip()
-        transport = (data.pbx_transport or "UDP").upper()
+    if registrar:
+        host, written_port = split_host_port(registrar)
+        chosen = transport or "UDP"
     elif settings.registrar:
-        host, default_port = split_host_port(settings.registrar)
-        port = str(data.pbx_port or default_port or "")
-        given = "pbx_transport" in data.model_fields_set  # a key written in the file wins
-        transport = (data.pbx_transport if given else settings.transport).upper()
+        host, written_port = split_host_port(settings.registrar)
+        chosen = transport or settings.transport
     else:
         return None
-    password = data.password.get_secret_value() if data.password is not None else None
-    return Account(
-        host=host, port=int(port) if port else TRANSPORT_PORTS[transport], transport=transport,
-        user=user, domain=data.domain or host, username=data.username or user,
-        password=password, realm=data.realm or "*", outbound_proxy=data.outbound_proxy or None,
-        register=data.register_, expires=data.register_interval_seconds)
+    chosen = chosen.strip().upper()
+    if chosen not in TRANSPORT_PORTS:
+        raise ValueError(f"transport {transport!r} is not one of udp, tcp, tls")
+    text = str(port if port is not None else "").strip()
+    try:
+        number = int(text) if text else written_port or TRANSPORT_PORTS[chosen]
+    except ValueError:
+        raise ValueError(f"port {port!r} is not a number") from None
+    if not 0 < number < 65536:
+        raise ValueError(f"port {number} is not between 1 and 65535")
+    return Account(host=host, port=number, transport=chosen, user=user,
+                   domain=domain or host, username=username or user, password=password,
+                   realm=realm or "*", outbound_proxy=outbound_proxy or None,
+                   register=register, expires=expires)
+
+
+def account_for(user: str, data: Any, settings: EngineSettings) -> Account | None:
+    """The account of a scenario instance, or None in local mode.
+
+    ``data`` is the instance's :class:`~pytest_sipflow.schema.SipInstanceData`; its keys win
+    over the run's options (a ``pbxTransport`` written in the file also with the option's
+    registrar).
+    """
+    written = data.pbx_host or "pbx_transport" in data.model_fields_set
+    return account_from(
+        user, settings, registrar=data.pbx_host or None, port=data.pbx_port or None,
+        transport=data.pbx_transport if written else None, username=data.username or None,
+        password=data.password.get_secret_value() if data.password is not None else None,
+        realm=data.realm or None, domain=data.domain or None,
+        outbound_proxy=data.outbound_proxy or None, register=data.register_,
+        expires=data.register_interval_seconds)
+
+
+def registration_failure(instance: str, account: Account, agent_text: str,
+                         timed_out: bool = False) -> StepFailed:
+    """A registration that failed at set-up, said the same way by the engine and
+    ``sip_instance``: instance, AOR, server, transport, and what went wrong in plain words."""
+    text = agent_text.removeprefix("configure failed: ").removeprefix("configure: ")
+    low = text.lower()
+    code = re.search(r"(?:refused|failed): ([1-6]\d\d) ([^(]*)", text)
+    if timed_out or "no response" in low:
+        why, actual = text, "no response"
+    elif "connection refused" in low:
+        why = (f"no response: connection refused, nothing listens on {account.server} over "
+               f"{account.transport} (is the server up?)")
+        actual = "no response (connection refused)"
+    elif "certificate verif" in low or "ecertverif" in low:
+        why = ("TLS certificate verification failed: the server's certificate is not "
+               "trusted (unknown CA, wrong host name or expired; add its CA with "
+               "--sipflow-tls-ca, or turn checks off with --sipflow-tls-insecure)")
+        actual = "certificate verification failed"
+    elif code is not None:
+        status = f"{code.group(1)} {code.group(2).strip()}".strip()
+        why = f"the server answered {status}" + (
+            " (check the username and password)" if code.group(1) in ("401", "403", "407")
+            else "")
+        actual = status
+    else:
+        why, actual = text, text
+    return StepFailed(f"registration of instance {instance!r} as {account.aor} with "
+                      f"{account.server} over {account.transport} failed: {why}",
+                      expected="2xx to REGISTER", actual=actual,
+                      detail=[f"agent: {text}"] if why != text else [])

@@ -15,7 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from ..core.account import Account, account_for
+from ..core.account import (Account, account_for, registration_failure, tls_args,
+                            unregister_trouble)
 from ..core.mailbox import AgentDied, Interrupted, Mailbox
 from ..core.phone import AgentLike, Phone, StepFailed
 from ..core.targets import Directory, resolve
@@ -121,7 +122,7 @@ class ScenarioRun:
                                         codecs=list(data.codecs), auto_ringing=data.auto_ringing)
             if account is not None:
                 self._accounts[inst.id] = account
-                args.update(account.agent_args(), tls=self._tls_args(),
+                args.update(account.agent_args(), tls=tls_args(self.settings.tls),
                             timeout=self.settings.register_timeout_s)
             try:
                 replies[inst.id] = self._phones[inst.id].send("configure", **args)
@@ -153,24 +154,13 @@ class ScenarioRun:
         for name, uri in self.peers.items():
             self._directory.add(uri, name)
 
-    def _tls_args(self) -> dict[str, Any]:
-        tls = self.settings.tls
-        return {"ca_file": tls.ca_file, "cert_file": tls.cert_file, "key_file": tls.key_file,
-                "verify_server": tls.verify}
-
     def _setup_failed(self, instance: str, account: Account | None, exc: StepFailed) -> StepFailed:
         """Set-up failures name the instance and, in real mode, the registrar (§4.8)."""
+        if account is not None:
+            return registration_failure(instance, account, exc.reason, exc.timed_out)
         agent_text = exc.reason.removeprefix("configure failed: ").removeprefix("configure: ")
-        if account is None:
-            return StepFailed(f"could not configure the agent of instance {instance!r}: "
-                              f"{agent_text}", detail=self._phones[instance].agent.stderr_tail())
-        if exc.timed_out or "no response" in agent_text:
-            actual = "no response"
-        else:
-            actual = agent_text
-        return StepFailed(f"registration of instance {instance!r} as {account.aor} with "
-                          f"{account.server} over {account.transport} failed: {agent_text}",
-                          expected="2xx to REGISTER", actual=actual)
+        return StepFailed(f"could not configure the agent of instance {instance!r}: "
+                          f"{agent_text}", detail=self._phones[instance].agent.stderr_tail())
 
     def _finish(self) -> None:
         self.result.call_keys = {i: p.box.bound_keys() for i, p in self._phones.items()}
@@ -185,17 +175,18 @@ class ScenarioRun:
             except AgentDied:
                 pass
         limit = self.settings.request_timeout_s + self.settings.register_timeout_s
+        late: list[str] = []
         for inst_id, reply in resets.items():
             try:
                 done = self._phones[inst_id].wait_reply("reset", reply, limit)
                 healthy[inst_id] = True
             except (StepFailed, AgentDied):
                 continue
-            trouble = (done.get("unregister") or {}).get("error")
+            trouble = unregister_trouble(done)
             if trouble:  # the test is over: a failed un-REGISTER is worth a warning only
                 message = f"instance {inst_id!r}: un-REGISTER at clean-up failed: {trouble}"
                 self._log(None, inst_id, message, "warning")
-                warnings.warn(message, SipflowWarning, stacklevel=1)
+                late.append(message)
         for inst_id, agent in self._agents.items():
             self.provider.release(agent, healthy[inst_id])
         self._agents.clear()
@@ -213,6 +204,9 @@ class ScenarioRun:
             self.result.duration = time.monotonic() - self._t0
         self._scenario_state(state, self.result.failure.reason if self.result.failure else "")
         self._deliver()
+        # Warned last: under -W error a warning raises, and the agents must be back by then.
+        for message in late:
+            warnings.warn(message, SipflowWarning, stacklevel=1)
 
     def _wait(self, threads: list[threading.Thread], deadline: bool) -> None:
         """Deliver queued events until every chain has ended; enforce the deadline."""

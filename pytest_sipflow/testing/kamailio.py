@@ -10,6 +10,7 @@ file), waits until UDP, TCP and TLS really answer, and stops it by its own pid.
         server.registrar("udp")        # "127.0.0.1:15060"
         ...                            # phones register and call through it
         server.requests()              # one RequestLine per SIP request it saw
+        server.registrations()         # {"1001": 0}: contacts left after the last REGISTER
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ _MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/*/kamail
 _NAME = re.compile(r"[A-Za-z0-9._+-]+")
 _REQUEST = re.compile(r"SIPFLOW-REQ method=(\S+) from=(\S*) ruri=(\S*) proto=(\S+) "
                       r"src=(\S+) callid=(.*)$")
+_REGISTERED = re.compile(r"SIPFLOW-REG aor=(\S+) contacts=(\d+) proto=(\S+) callid=(.*)$")
 TRANSPORTS = ("udp", "tcp", "tls")
 
 
@@ -361,6 +363,19 @@ class KamailioServer:
             if method is None or req.method == method.upper():
                 found.append(req)
         return found
+
+    def registrations(self) -> dict[str, int]:
+        """AOR user -> contacts it had after its last accepted REGISTER (0: unregistered).
+
+        Only users that ever registered appear; a test proves nothing was left behind with
+        ``not any(server.registrations().values())``.
+        """
+        left: dict[str, int] = {}
+        for line in self.log_lines():
+            match = _REGISTERED.search(line)
+            if match is not None:
+                left[match.group(1)] = int(match.group(2))
+        return left
 
     def wait_for_request(self, match: Callable[[RequestLine], bool],
                          timeout: float = 5.0) -> RequestLine:

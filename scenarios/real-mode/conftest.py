@@ -5,6 +5,11 @@ When pytest first collects this directory it loads this file and calls its
 the run, on this pytest-xdist worker's own ports, with the suite's fixed accounts, and
 the scenario files reach it through environment variables (``${SIPFLOW_TEST_UDP_PORT}``,
 ``${PBX_PW_1001}``, ...). ``pytest_sessionfinish`` stops it, ``pytest_unconfigure`` restores the environment.
+Files: core-*/neg-01 are written by make_real_mode.py from the call-control ones
+(tests/test_real_mode.py checks they are its current output); reg-01, reg-02, neg-02 and
+msg-01 are hand-written. reg-01 (a wrong password) must fail at set-up, so it carries the
+``xfail`` marker: the suite stays green, and tests/test_real_mode.py runs it with
+``--runxfail`` to check that it fails for the right reason (instance and 401 named).
 Where Kamailio is not installed, the variables still hold placeholders (so the files
 collect) and the items here are skipped with the reason.
 """
