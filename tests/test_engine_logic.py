@@ -156,3 +156,11 @@ def test_engine_survives_random_graphs_over_fake_agents(doc: dict[str, Any]) -> 
     if result.state == "failed":
         assert result.failure is not None and result.failure.reason
         assert not result.failure.reason.startswith("internal error"), result.failure
+
+
+def test_every_command_and_event_of_the_format_has_a_handler() -> None:
+    from pytest_sipflow import schema
+    from pytest_sipflow.engine.nodes import HANDLERS
+
+    names = {m.canonical for m in (*schema.COMMANDS.values(), *schema.EVENTS.values())}
+    assert names - set(HANDLERS) == set()
