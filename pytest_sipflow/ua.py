@@ -145,14 +145,6 @@ class UserAgent:
                                             self._limit(timeout))
         return int(reply.get("code") or 0)
 
-    def wait_message(self, expected_body: str | None = None,
-                     timeout: float | None = None) -> dict[str, Any]:
-        """The next MESSAGE to this agent (``body``, ``from``, ``content_type``, ``headers``);
-        with ``expected_body`` (a regex) its body must match."""
-        __tracebackhide__ = True
-        with self._step("wait_message"):
-            return dict(self.phone.wait_message(expected_body, self._limit(timeout)).raw)
-
     def _need_server(self, what: str) -> None:
         if self.account is None:
             raise StepFailed(f"{what} needs a server: give sip_instance(..., registrar="
@@ -189,16 +181,6 @@ class UserAgent:
         return True
 
     # -- pager-mode MESSAGE and header checks ----------------------------------------------
-
-    def send_message(self, target: "UserAgent | str", body: str,
-                     content_type: str = "text/plain", headers: Mapping[str, str] | None = None,
-                     timeout: float | None = None) -> int:
-        """Send a SIP MESSAGE (outside any call); returns the 2xx code it got."""
-        __tracebackhide__ = True
-        with self._step("send_message"):
-            uri = target.uri if isinstance(target, UserAgent) else resolve(target, self._directory)
-            reply = self.phone.send_message(uri, body, content_type, headers, self._limit(timeout))
-        return int(reply.get("code") or 0)
 
     def wait_message(self, expected_body: str | None = None, headers: Checks | None = None,
                      timeout: float | None = None) -> SipMessage:

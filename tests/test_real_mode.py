@@ -511,7 +511,7 @@ def test_register_and_call_through_the_server(sip_instance):
     out.release()
     inc.wait_disconnected()
     assert bob.send_message(alice, "hi alice") == 200
-    assert alice.wait_message("^hi")["body"] == "hi alice"
+    assert alice.wait_message("^hi").body == "hi alice"
 
 
 def test_wrong_password_raises_naming_instance_and_code(sip_instance):
