@@ -44,6 +44,10 @@ DEFAULT_CODECS = ("PCMU", "PCMA")
 #: long block only saves the ~1 ms of bookkeeping each empty turn costs.
 IDLE_WAIT_S = 5.0
 BUSY_WAIT_S = 0.1
+#: The bridge clock stops this long after the last call or player ended, not at once:
+#: stopping it joins its 20 ms clock thread, which would delay the events of the call's
+#: end and every agent reset; starting and stopping it per call also costs.
+CLOCK_IDLE_S = 2.0
 #: A REFER/Replaces child that pjsua did not create within this time is reported ended.
 CHILD_GRACE_S = 1.0
 
@@ -282,6 +286,8 @@ class AgentEndpoint:
         self.dirty = False
         self.stopping = False
         self.clock_on = False
+        #: since when no call or player exists (the clock stops CLOCK_IDLE_S later)
+        self.idle_since: float | None = None
         #: "Dropping N bytes packet from …" waiting for its "Dropped packet:" dump
         self._dropping: tuple[str, str, str] | None = None
 
@@ -389,6 +395,8 @@ class AgentEndpoint:
         due += [job.wake_at() for job in self.dtmf_jobs]
         due += [t for t, _ in self.graveyard]
         due += [c.born + CHILD_GRACE_S for c in self.calls.live.values() if c.child_of]
+        if self.clock_on and self.idle_since is not None:
+            due.append(self.idle_since + CLOCK_IDLE_S)
         busy = bool(self.calls.live or self.players)
         return next_wake(now, *due, idle_max=BUSY_WAIT_S if busy else IDLE_WAIT_S)
 
@@ -1028,7 +1036,6 @@ class AgentEndpoint:
         if self.ep is not None and self.transport_id is not None:
             self.apply_codecs(None)
         self.calls.prune_callids()
-        self.media_clock(False)
         gc.collect()
         return result
 
@@ -1120,7 +1127,11 @@ class AgentEndpoint:
         if self.graveyard:
             # Destroyed here, on the main thread, outside any callback.
             self.graveyard = [(t, obj) for t, obj in self.graveyard if t > now]
-        if not self.calls.live and not self.players:
+        if self.calls.live or self.players:
+            self.idle_since = None
+        elif self.idle_since is None:
+            self.idle_since = now
+        elif self.clock_on and now - self.idle_since >= CLOCK_IDLE_S:
             self.media_clock(False)
         if self.dirty and now - self.last_gc > 10.0:
             self.last_gc = now
@@ -1402,6 +1413,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log("endpoint init failed:\n" + traceback.format_exc())
         hard_exit(2)
+    # What exists now (modules, the Endpoint) lives as long as the process: keep it out of
+    # every later collection, so the explicit collects after calls cost microseconds.
+    gc.freeze()
     agent.ch.start_reader()
     agent.emit("ready", pid=os.getpid(),
                pjsua2=agent.ep.libVersion().full if agent.ep else None)
