@@ -81,14 +81,32 @@ def agent_pids() -> set[int]:
     return pids
 
 
+#: This test process's slot. Every agent pool of the suite derives its SIP and its RTP ports
+#: from it, so two suites on one machine (CI's and a developer's) never share RTP ports:
+#: either their slots differ, or they share a SIP plan, whose ports only one agent can bind,
+#: and an agent's RTP block follows from its SIP port. A shared RTP port lets one suite's
+#: last packets of a call (an RFC 2833 end packet) reach the other's next call: a DTMF
+#: digit from nowhere.
+SLOT = os.getpid() % 5
+#: RTP areas of 400 ports, one per pool: pytester runs 0-3 (xdist gw0-gw3), test_engine 4
+#: and 5, test_call_control 6, test_checks_scenarios 7, test_fuzz 8, test_interop 9-10,
+#: test_agent 11.
+RTP_AREAS = 12
+
+
+def own_rtp_base(area: int) -> int:
+    """The first port of RTP ``area`` of this process's slot (40000-63999)."""
+    return 40000 + (SLOT * RTP_AREAS + area) * 400
+
+
 @pytest.fixture
 def sipflow_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester whose runs use a port block of their own, away from the outer run's agents."""
-    base = 7000 + (os.getpid() % 50) * 40
+    base = 7000 + SLOT * 160  # 4 xdist workers x 40
     pytester.makeini(f"""
         [pytest]
         sipflow_port_base = {base}
-        sipflow_rtp_port_base = 40000
+        sipflow_rtp_port_base = {own_rtp_base(0)}
         sipflow_port_range = 40
         """)
     return pytester

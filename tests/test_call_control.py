@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SLOT, own_rtp_base
 from pytest_sipflow import graph
 from pytest_sipflow.engine.events import ActionLogEvent
 from pytest_sipflow.engine.result import ScenarioResult
@@ -37,8 +37,8 @@ WAV_SCRIPT = DIR / "make_tone_wav.py"
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[AgentPool]:
-    p = AgentPool(PortPlan(sip_base=11000 + (os.getpid() % 20) * 40, sip_range=40,
-                           rtp_base=50000), name="cc")
+    p = AgentPool(PortPlan(sip_base=11000 + SLOT * 40, sip_range=40,
+                           rtp_base=own_rtp_base(6)), name="cc")
     yield p
     p.close()
 

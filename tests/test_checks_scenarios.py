@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 import sipflows
-from conftest import REPO, chain, command, event, instance, scenario
+from conftest import REPO, chain, command, event, instance, scenario, SLOT, own_rtp_base
 from pytest_sipflow import graph
 from pytest_sipflow.core.phone import Phone, StepFailed, codec_matches
 from pytest_sipflow.core.trace import completing_message, last_received
@@ -198,8 +198,8 @@ def test_must_fail_file_fails_with_its_text(sipflow_pytester: pytest.Pytester, n
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[AgentPool]:
-    p = AgentPool(PortPlan(sip_base=13000 + (os.getpid() % 20) * 40, sip_range=40,
-                           rtp_base=52000), name="checks")
+    p = AgentPool(PortPlan(sip_base=13000 + SLOT * 40, sip_range=40,
+                           rtp_base=own_rtp_base(7)), name="checks")
     yield p
     p.close()
 

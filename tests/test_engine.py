@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import basic_call, chain, command, event, instance, scenario
+from conftest import basic_call, chain, command, event, instance, scenario, SLOT, own_rtp_base
 from pytest_sipflow import graph
 from pytest_sipflow.engine.events import NodeStateEvent
 from pytest_sipflow.engine.runner import EngineSettings, run_scenario
@@ -20,8 +20,8 @@ from pytest_sipflow.ports import PortPlan
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[AgentPool]:
-    p = AgentPool(PortPlan(sip_base=9000 + (os.getpid() % 20) * 40, sip_range=40,
-                           rtp_base=45000))
+    p = AgentPool(PortPlan(sip_base=9000 + SLOT * 40, sip_range=40,
+                           rtp_base=own_rtp_base(4)))
     yield p
     p.close()
 
@@ -95,7 +95,7 @@ def test_nothing_is_left_after_the_pool_closes() -> None:
 
     before_fds = fds()
     before_children = _children()
-    plan = PortPlan(sip_base=9800 + (os.getpid() % 20) * 10, sip_range=10, rtp_base=47000)
+    plan = PortPlan(sip_base=9800 + SLOT * 10, sip_range=10, rtp_base=own_rtp_base(5))
     local = AgentPool(plan, name="leakcheck")
     assert run_scenario(build(basic_call()), local).passed
     assert local.live_agents == 2

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import basic_call
+from conftest import basic_call, SLOT, own_rtp_base
 from pytest_sipflow import graph, schema
 from pytest_sipflow.engine.runner import EngineSettings, run_scenario
 from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
@@ -180,7 +180,7 @@ def test_a_password_never_leaks_from_a_broken_file(doc: dict[str, Any], secret: 
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[AgentPool]:
-    p = AgentPool(PortPlan(sip_base=13000 + (os.getpid() % 20) * 40, sip_range=40, rtp_base=54000),
+    p = AgentPool(PortPlan(sip_base=13400 + SLOT * 40, sip_range=40, rtp_base=own_rtp_base(8)),
                   name="fuzz")
     yield p
     p.close()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import chain, command, event, exported_kamailio, scenario
+from conftest import chain, command, event, exported_kamailio, scenario, SLOT, own_rtp_base
 from pytest_sipflow.testing import KamailioServer, available
 from test_kamailio import free_port, run_sipp, sipp_command
 from test_plugin import processes_with_token
@@ -74,11 +74,11 @@ def interop_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
                      ) -> pytest.Pytester:
     """A pytester with SIP/RTP port blocks away from conftest's ``sipflow_pytester`` ones
     (other suites may run on this machine at the same time), its agents marked by a token."""
-    slot = os.getpid() % 25
+    slot = SLOT
     pytester.makeini(f"""
         [pytest]
-        sipflow_port_base = {12000 + slot * 40}
-        sipflow_rtp_port_base = {50000 + slot * 400}
+        sipflow_port_base = {12000 + slot * 80}
+        sipflow_rtp_port_base = {own_rtp_base(9)}
         sipflow_port_range = 40
         """)
     monkeypatch.setenv("SIPFLOW_TEST_TOKEN", uuid.uuid4().hex)
