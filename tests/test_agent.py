@@ -18,16 +18,15 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import own_rtp_base
+from conftest import SLOT, own_rtp_base
 from pytest_sipflow.agent import Agent, AgentCrashed, AgentError
 
 SIP_FIRST, SIP_LAST = 15100, 15998
 RTP_PER_AGENT = 20
 
 # Each agent gets its own SIP start port and RTP block; start retries upward on clashes.
-# Under xdist each worker (gw0..gw3) takes its own slice of both ranges.
-_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0) % 4
-_SIP_BASE, _SIP_SLICE = SIP_FIRST + 220 * _WORKER, 220
+# Each test process (a concurrent suite, an xdist worker) takes its slot's slice of both.
+_SIP_BASE, _SIP_SLICE = SIP_FIRST + 180 * SLOT, 180
 _RTP_BASE, _RTP_SLICE = own_rtp_base(11), 400
 # Cycled: agents of earlier tests are closed, so their ports are free again.
 _sip_ports = itertools.cycle(range(_SIP_BASE, _SIP_BASE + _SIP_SLICE, 6))
