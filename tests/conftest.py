@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +137,28 @@ def exported_kamailio(workdir: Path) -> Iterator[KamailioServer]:
         for name, value in server.environment().items():
             env.setenv(name, value)
         yield server
+
+
+def interrupt_when_talking(folder: Path, env: dict[str, str],
+                           check: Callable[[], None] | None = None) -> tuple[str, int]:
+    """Run pytest in ``folder``, press Ctrl-C (SIGINT) once a conftest hook has created the
+    file ``talking``; returns (output, exit code). ``check`` runs just before the signal."""
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+                            cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120  # generous: a loaded machine starts pytest slowly
+        while not (folder / "talking").exists() and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert (folder / "talking").exists(), "the call never came up"
+        if check is not None:
+            check()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out, proc.returncode

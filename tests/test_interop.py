@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import chain, command, event, exported_kamailio, scenario, SLOT, own_rtp_base
+from conftest import chain, command, event, exported_kamailio, scenario, SLOT, own_rtp_base, interrupt_when_talking
 from pytest_sipflow.testing import KamailioServer, available
 from test_kamailio import free_port, run_sipp, sipp_command
 from test_plugin import processes_with_token
@@ -247,24 +246,9 @@ def test_ctrl_c_mid_call_unregisters_both_instances(
     interop_pytester.makefile(".sipflow.json", long=call_up(kamailio, 6, 7))
     interop_pytester.makeconftest(TALKING)
     mark = len(kamailio.log_lines())
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
-                            cwd=interop_pytester.path, env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120  # generous: a loaded machine starts pytest slowly
-        while not (interop_pytester.path / "talking").exists() and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert (interop_pytester.path / "talking").exists(), "the call never came up"
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    out, returncode = interrupt_when_talking(interop_pytester.path, dict(os.environ))
     assert "KeyboardInterrupt" in out, out
-    assert proc.returncode == 2, out
+    assert returncode == 2, out
     regs = registers_since(kamailio, mark)
     assert {(user(6), 1), (user(7), 1)} <= set(regs), regs
     assert_unregistered(kamailio, user(6), user(7))

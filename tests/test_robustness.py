@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import answered_call, basic_call, chain, event, instance, scenario
+from conftest import answered_call, basic_call, chain, event, instance, scenario, interrupt_when_talking
 from test_plugin import processes_with_token
 
 
@@ -161,23 +160,13 @@ def test_ctrl_c_releases_calls_and_leaves_no_agent(sipflow_pytester: pytest.Pyte
     """)
     token = uuid.uuid4().hex
     env = dict(os.environ, SIPFLOW_TEST_TOKEN=token)
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
-                            cwd=sipflow_pytester.path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120  # generous: a loaded machine starts pytest slowly
-        while not (sipflow_pytester.path / "talking").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert (sipflow_pytester.path / "talking").exists(), "the call never came up"
+
+    def agents_up() -> None:
         assert processes_with_token(token), "the call is up: agents are running"
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+    out, returncode = interrupt_when_talking(sipflow_pytester.path, env, agents_up)
     assert "KeyboardInterrupt" in out, out
-    assert proc.returncode == 2, out
+    assert returncode == 2, out
     ended = (sipflow_pytester.path / "ended").read_text()
     # 'talk' (A) and 'bye' (B) start within a millisecond of each other, once the call is
     # up; the report names the one running longest and lists the other.
