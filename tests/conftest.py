@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from pytest_sipflow.pool import AgentPool
+from pytest_sipflow.ports import PortPlan
 from pytest_sipflow.testing import KamailioServer, available, fixed_accounts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,6 +103,16 @@ RTP_AREAS = 12
 def own_rtp_base(area: int) -> int:
     """The first port of RTP ``area`` of this process's slot (40000-63999)."""
     return 40000 + (SLOT * RTP_AREAS + area) * 400
+
+
+def own_pool(sip_base: int, area: int, name: str) -> Iterator[AgentPool]:
+    """A test module's agent pool on this slot's SIP and RTP ports, closed at its end."""
+    pool = AgentPool(PortPlan(sip_base=sip_base + SLOT * 40, sip_range=40,
+                              rtp_base=own_rtp_base(area)), name=name)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ with no scenario taking 3 s.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,13 +19,12 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import REPO, SLOT, own_rtp_base
+from conftest import REPO, own_pool
 from pytest_sipflow import graph
 from pytest_sipflow.engine.events import ActionLogEvent
 from pytest_sipflow.engine.result import ScenarioResult
 from pytest_sipflow.engine.runner import run_scenario
 from pytest_sipflow.pool import AgentPool
-from pytest_sipflow.ports import PortPlan
 from pytest_sipflow.report import render_failure
 
 DIR = REPO / "scenarios" / "call-control"
@@ -37,10 +35,7 @@ WAV_SCRIPT = DIR / "make_tone_wav.py"
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[AgentPool]:
-    p = AgentPool(PortPlan(sip_base=11000 + SLOT * 40, sip_range=40,
-                           rtp_base=own_rtp_base(6)), name="cc")
-    yield p
-    p.close()
+    yield from own_pool(11000, 6, "cc")
 
 
 Runner = Callable[[str], ScenarioResult]

@@ -12,21 +12,19 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 import sipflows
-from conftest import REPO, chain, command, event, instance, scenario, SLOT, own_rtp_base
+from conftest import REPO, chain, command, event, instance, scenario, own_pool
 from pytest_sipflow import graph
 from pytest_sipflow.core.phone import Phone, StepFailed, codec_matches
 from pytest_sipflow.core.trace import completing_message, last_received
 from pytest_sipflow.engine.runner import run_scenario
 from pytest_sipflow.errors import ScenarioFormatError
 from pytest_sipflow.pool import AgentPool
-from pytest_sipflow.ports import PortPlan
 from pytest_sipflow.sip.message import parse
 
 CHECKS = REPO / "scenarios" / "checks"
@@ -198,10 +196,7 @@ def test_must_fail_file_fails_with_its_text(sipflow_pytester: pytest.Pytester, n
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[AgentPool]:
-    p = AgentPool(PortPlan(sip_base=13000 + SLOT * 40, sip_range=40,
-                           rtp_base=own_rtp_base(7)), name="checks")
-    yield p
-    p.close()
+    yield from own_pool(13000, 7, "checks")
 
 
 def test_unexpected_answer_is_released(pool: AgentPool) -> None:

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import basic_call, chain, command, event, instance, scenario, SLOT, own_rtp_base
+from conftest import basic_call, chain, command, event, instance, scenario, SLOT, own_pool, own_rtp_base
 from pytest_sipflow import graph
 from pytest_sipflow.engine.events import NodeStateEvent
 from pytest_sipflow.engine.runner import EngineSettings, run_scenario
@@ -20,10 +20,7 @@ from pytest_sipflow.ports import PortPlan
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[AgentPool]:
-    p = AgentPool(PortPlan(sip_base=9000 + SLOT * 40, sip_range=40,
-                           rtp_base=own_rtp_base(4)))
-    yield p
-    p.close()
+    yield from own_pool(9000, 4, "engine")
 
 
 def build(text: str):  # type: ignore[no-untyped-def]

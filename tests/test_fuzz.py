@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from typing import Any, Iterator
 
@@ -11,12 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import basic_call, SLOT, own_rtp_base
+from conftest import basic_call, own_pool
 from pytest_sipflow import graph, schema
 from pytest_sipflow.engine.runner import EngineSettings, run_scenario
 from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
 from pytest_sipflow.pool import AgentPool
-from pytest_sipflow.ports import PortPlan
 
 # Strings that exercise the format's own syntax: references, regexes, header text.
 tricky_text = st.sampled_from(["${X}", "${X:-d}", "${", "${1}", "$$", "${X:-${Y}}", "((", "a\r\nb",
@@ -180,10 +178,7 @@ def test_a_password_never_leaks_from_a_broken_file(doc: dict[str, Any], secret: 
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[AgentPool]:
-    p = AgentPool(PortPlan(sip_base=13400 + SLOT * 40, sip_range=40, rtp_base=own_rtp_base(8)),
-                  name="fuzz")
-    yield p
-    p.close()
+    yield from own_pool(13400, 8, "fuzz")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

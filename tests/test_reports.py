@@ -312,14 +312,6 @@ def test_passing_items_import_no_report_module_unless_asked(
     assert "pytest_sipflow.reporting.pcap" in names and "dpkt" in names, names
 
 
-def test_importing_the_plugin_imports_no_report_module() -> None:
-    code = ("import sys, pytest_sipflow.plugin; print(sorted(m for m in sys.modules "
-            "if m.startswith('pytest_sipflow.reporting') or m.split('.')[0] in ('dpkt', "
-            "'pytest_html')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
-
-
 # -- hooks ----------------------------------------------------------------------------------
 
 def test_action_log_hook_gets_direction_and_whole_message(
