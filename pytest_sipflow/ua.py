@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from .core.account import Account, registration_failure, tls_args, unregister_trouble
 from .core.mailbox import AgentDied, Mailbox

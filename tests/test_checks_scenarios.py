@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
