@@ -33,6 +33,10 @@ def test_a_healthy_call_passes_every_key() -> None:
     assert check(ALL_KEYS, call()) == []
 
 
+def test_known_keys_are_the_documented_camel_case_names() -> None:
+    assert ExpectMedia.known_keys() == list(ALL_KEYS)
+
+
 def test_snake_case_names_are_accepted_too() -> None:
     assert ExpectMedia.model_validate({"min_packets": 3}).min_packets == 3
 
@@ -45,6 +49,8 @@ def test_snake_case_names_are_accepted_too() -> None:
     ({"maxLossPercent": 101}, "less than or equal to 100"),
     ({"maxLossPercent": -1}, "greater than or equal to 0"),
     ({"maxJitterMs": -5}, "greater than or equal to 0"),
+    ({"maxLossPercent": True}, "valid number"),
+    ({"minMos": "4"}, "valid number"),
     ({"minPackets": -1}, "greater than or equal to 0"),
     ({"minPackets": "5"}, "valid integer"),
     ({"minPackets": True}, "valid integer"),
@@ -127,3 +133,22 @@ def test_no_media_session_at_all() -> None:
     (failure,) = check({"received": True}, None)
     assert failure.startswith("bob has no media session with alice")
     assert "'received': True" in failure
+
+
+def test_failure_examples_in_the_docs_are_what_evaluate_says() -> None:
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "docs" / "media.md").read_text()
+    block = re.search(r"says expected vs actual:\n\n```\n(.*?)```", page, flags=re.S)
+    assert block is not None
+    produced = set(
+        check({"received": True}, call(rx=Direction()))
+        + check({"sent": True}, call(tx=Direction()))
+        + check({"maxLossPercent": 5, "maxJitterMs": 30, "minMos": 4},
+                call(rx=Direction(packets=900, loss=80, discard=20, loss_bursts=20,
+                                  jitter_mean_ms=12, jitter_max_ms=45.25)))
+        + check({"codec": "PCMA", "srtp": True}, call()))
+    lines = block.group(1).strip().splitlines()
+    assert len(lines) == 7
+    assert [line for line in lines if line not in produced] == []

@@ -24,11 +24,16 @@ class ExpectMedia(BaseModel):
     received: StrictBool | None = None
     sent: StrictBool | None = None
     min_packets: Annotated[StrictInt, Field(ge=0)] | None = None
-    max_loss_percent: Annotated[float, Field(ge=0, le=100)] | None = None
-    max_jitter_ms: Annotated[float, Field(ge=0)] | None = None
-    min_mos: Annotated[float, Field(ge=1, le=5)] | None = None
+    max_loss_percent: Annotated[float, Field(strict=True, ge=0, le=100)] | None = None
+    max_jitter_ms: Annotated[float, Field(strict=True, ge=0)] | None = None
+    min_mos: Annotated[float, Field(strict=True, ge=1, le=5)] | None = None
     codec: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+(/\d+)?$")] | None = None
     srtp: StrictBool | None = None
+
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        """The camelCase keys a file may write (for the schema's did-you-mean)."""
+        return [to_camel(name) for name in cls.model_fields]
 
     @model_validator(mode="after")
     def _coherent(self) -> ExpectMedia:
@@ -83,13 +88,15 @@ def evaluate(expect: ExpectMedia, stats: MediaStats | None, me: str = "bob",
                        f"(expected ≤ {_fmt(expect.max_loss_percent)} %)")
         if expect.max_jitter_ms is not None and rx.jitter_max_ms > expect.max_jitter_ms:
             out.append(f"{direction}: jitter up to {rx.jitter_max_ms:.1f} ms (mean "
-                       f"{rx.jitter_mean_ms:.1f} ms) (expected ≤ {_fmt(expect.max_jitter_ms)} ms)")
+                       f"{rx.jitter_mean_ms:.1f} ms) "
+                       f"(expected ≤ {_fmt(expect.max_jitter_ms)} ms)")
         est = stats.mos("rx")
         if expect.min_mos is not None and est is not None and est.mos < expect.min_mos:
             burst = "measured" if rx.burst_ratio is not None else "assumed"
             out.append(f"{direction}: MOS {est.mos:.2f} (R {est.r:.1f}; {est.codec}, loss "
                        f"{est.loss_percent:.1f} %, burst ratio {est.burst_ratio:.2f} {burst}, "
-                       f"one-way delay {est.delay_ms:.0f} ms) (expected ≥ {_fmt(expect.min_mos)})")
+                       f"one-way delay {est.delay_ms:.0f} ms) "
+                       f"(expected ≥ {_fmt(expect.min_mos)})")
     if expect.codec is not None and not _same_codec(expect.codec, stats):
         out.append(f"{me} ↔ {peer}: codec {stats.codec_label} (payload type "
                    f"{stats.payload_type}) (expected {expect.codec})")

@@ -46,7 +46,7 @@ class Direction:
 
     @property
     def loss_percent(self) -> float:
-        """Lost plus discarded (too late for the jitter buffer): both are gaps the listener hears."""
+        """Lost plus discarded (too late for the jitter buffer): both are gaps one hears."""
         if self.expected <= 0:
             return 0.0
         return min(100.0, 100.0 * (self.loss + self.discard) / self.expected)
