@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import struct
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +155,68 @@ def test_sender_never_raises() -> None:
     huge = HepSender("127.0.0.1:9")
     assert huge.send(full_packet(payload=b"x" * 70000)) is False and huge.errors == 1
     huge.close()
+
+
+KAMAILIO_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+listen=udp:127.0.0.1:{port}
+mpath="{modules}"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+loadmodule "db_text.so"
+loadmodule "sipcapture.so"
+modparam("sipcapture", "db_url", "text://{db}")
+modparam("sipcapture", "hep_capture_on", 1)
+request_route {{ xlog("L_ERR", "HEPSIP $rm $ci from $si:$sp\\n"); exit; }}
+onreply_route {{ xlog("L_ERR", "HEPSIP $rs $ci from $si:$sp\\n"); exit; }}
+"""
+
+
+def sipcapture_modules() -> str | None:
+    from pytest_sipflow.testing.kamailio import _module_dir
+
+    found = _module_dir()
+    return str(found) if found is not None and (found / "sipcapture.so").exists() else None
+
+
+@pytest.mark.skipif(shutil.which("kamailio") is None or sipcapture_modules() is None,
+                    reason="kamailio with its sipcapture module not installed")
+def test_kamailio_sipcapture_reads_our_packets(tmp_path: Path) -> None:
+    """Kamailio's own HEP3 parser takes each packet apart and routes the SIP inside it,
+    with the source address and port from our chunks (the datagram's own port differs)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    (tmp_path / "db").mkdir()
+    cfg = tmp_path / "hep.cfg"
+    cfg.write_text(KAMAILIO_CFG.format(port=port, modules=sipcapture_modules(),
+                                       db=tmp_path / "db"))
+    log = tmp_path / "kamailio.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(["kamailio", "-f", str(cfg), "-DD", "-E"], stdout=out,
+                                  stderr=subprocess.STDOUT)
+    try:
+        wanted = ["HEPSIP INVITE 9a8b7c6d5e4f@127.0.0.1 from 127.0.0.1:5062",
+                  "HEPSIP BYE 9a8b7c6d5e4f@127.0.0.1 from 127.0.0.1:5062",
+                  "HEPSIP 200 9a8b7c6d5e4f@127.0.0.1 from 127.0.0.1:5064"]
+        deadline = time.monotonic() + 15
+        with HepSender(f"127.0.0.1:{port}", capture_id=2001) as sender:
+            while time.monotonic() < deadline and server.poll() is None:
+                sender.send_records(basic_call())  # again until the server listens
+                time.sleep(0.3)
+                text = log.read_text(errors="replace")
+                if all(w in text for w in wanted):
+                    break
+        text = log.read_text(errors="replace")
+        assert all(w in text for w in wanted), text[-3000:]
+        assert "HEPSIP 180 9a8b7c6d5e4f@127.0.0.1 from 127.0.0.1:5064" in text
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
