@@ -52,7 +52,7 @@ class FlowShape:
         for raw in value.get("nodes") or ():
             if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
                 continue
-            data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
+            data = _mapping(raw.get("data"))
             pos = raw.get("position")
             xy = (float(pos["x"]), float(pos["y"])) if isinstance(pos, Mapping) and all(
                 isinstance(pos.get(k), (int, float)) for k in "xy") else None
@@ -62,7 +62,7 @@ class FlowShape:
         edges = []
         for raw in value.get("edges") or ():
             if isinstance(raw, Mapping) and {"source", "target"} <= set(raw):
-                data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
+                data = _mapping(raw.get("data"))
                 failure = (raw.get("sourceHandle") in FAILURE_HANDLES
                            or data.get("branchType") in FAILURE_HANDLES)
                 edges.append(FlowEdge(str(raw["source"]), str(raw["target"]), failure))
@@ -100,6 +100,10 @@ class FlowShape:
         edges = tuple(FlowEdge(e["source"], e["target"], bool(e["failure"]))
                       for e in data["edges"])
         return cls(data["path"], data["name"], nodes, edges)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _xy(value: Any) -> tuple[float, float] | None:
