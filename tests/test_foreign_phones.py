@@ -7,7 +7,6 @@ the phone's process group is gone.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -20,7 +19,7 @@ import pytest
 
 from pytest_sipflow.testing.baresip import BaresipPhone
 from pytest_sipflow.testing.linphone import LinphonePhone
-from pytest_sipflow.testing.process import group_pids, port_free
+from pytest_sipflow.testing.process import free_port_block, group_pids
 
 PHONES = ("baresip", "linphonec")
 TRANSPORTS = ("udp", "tcp")
@@ -50,31 +49,12 @@ PROOFS = {
                        held_by_phone=r"Call \d+ with .* is now paused\."),
 }
 
-_block = iter(range(10**6))
-
-
-def _worker() -> int:
-    digits = re.sub(r"\D", "", os.environ.get("PYTEST_XDIST_WORKER", "gw0"))
-    return int(digits or 0)
-
-
-def free_ports(count: int, base: int, span: int) -> int:
-    """The first of ``count`` consecutive free ports in this worker's ``span`` at ``base``,
-    a new block on every call so a port just released is not reused at once."""
-    first = base + _worker() * span
-    for _ in range(span // count):
-        start = first + (next(_block) * count) % (span - count)
-        if all(port_free(p) for p in range(start, start + count)):
-            return start
-    raise RuntimeError(f"no {count} free ports in {first}-{first + span}")
-
-
 def start_phone(kind: str, workdir: Path) -> BaresipPhone | LinphonePhone:
     if shutil.which(kind) is None:
         package = "baresip-core" if kind == "baresip" else "linphone-cli"
         pytest.skip(f"{kind} is not installed (Debian package {package}; run ./install.sh)")
-    sip = free_ports(4, 12000, 200)
-    rtp = free_ports(20, 44000, 400)
+    sip = free_port_block(4, 12000, 200)
+    rtp = free_port_block(20, 44000, 400)
     if kind == "baresip":  # TLS listens on sip + 1 whatever the config: ctrl on sip + 2
         return BaresipPhone(sip, sip + 2, (rtp, rtp + 19), workdir=workdir).start()
     return LinphonePhone(sip, rtp, workdir=workdir).start()

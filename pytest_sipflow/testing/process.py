@@ -53,6 +53,22 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+_rotation = iter(range(10**9))
+
+
+def free_port_block(count: int, base: int, span: int) -> int:
+    """The first of ``count`` consecutive free ports (UDP and TCP) in this xdist worker's
+    ``span`` ports from ``base``; each call starts further on, so a port just released is
+    not taken again at once."""
+    digits = re.sub(r"\D", "", os.environ.get("PYTEST_XDIST_WORKER", ""))
+    first = base + int(digits or 0) * span
+    for _ in range(span // count):
+        start = first + (next(_rotation) * count) % (span - count + 1)
+        if all(port_free(p) for p in range(start, start + count)):
+            return start
+    raise ForeignProcessError(f"no {count} consecutive free ports in {first}-{first + span - 1}")
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the thread that started it dies (Linux), so a
     test process killed outright leaves no phone behind."""
