@@ -20,7 +20,10 @@ from pytest_sipflow.testing.process import ForeignProcess, ForeignProcessError
 
 class LinphonePhone(ForeignProcess):
     """One linphonec ``sip:<user>@127.0.0.1:<sip_port>`` (UDP and TCP on that port; RTP on
-    ``rtp_port`` and the port above).
+    ``rtp_port`` and the port above). With ``tls_ca`` it also listens for TLS on
+    ``sip_port + 1`` and, as a TLS client, checks servers against that CA (the chain; not
+    the name, which its TLS library cannot match against an IP address); ``tls_cert`` and
+    ``tls_key`` (PEM files) are its own certificate.
 
         with LinphonePhone(sip_port=17010, rtp_port=46100) as phone:
             phone.dial("sip:100@127.0.0.1:5060")
@@ -31,7 +34,8 @@ class LinphonePhone(ForeignProcess):
 
     def __init__(self, sip_port: int, rtp_port: int, user: str = "phone",
                  auto_answer: bool = True, dtmf_info: bool = False,
-                 workdir: str | Path | None = None, start_timeout: float = 10.0,
+                 tls_ca: str | Path | None = None, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None, workdir: str | Path | None = None, start_timeout: float = 10.0,
                  stop_timeout: float = 3.0) -> None:
         super().__init__(workdir, start_timeout, stop_timeout)
         self.sip_port = sip_port
@@ -39,6 +43,7 @@ class LinphonePhone(ForeignProcess):
         self.user = user
         self.auto_answer = auto_answer
         self.dtmf_info = dtmf_info
+        self.tls_ca, self.tls_cert, self.tls_key = tls_ca, tls_cert, tls_key
 
     @property
     def uri(self) -> str:
@@ -52,11 +57,16 @@ class LinphonePhone(ForeignProcess):
     def config_text(self) -> str:
         # ipv6_migration_done: otherwise liblinphone turns IPv6 on and puts the host's
         # global IPv6 address into the SDP. rtp bind_address: the SDP's c= line.
+        tls = [] if self.tls_ca is None else [
+            f"root_ca={self.tls_ca}", "verify_server_certs=1", "verify_server_cn=0"]
+        if self.tls_cert and self.tls_key:
+            tls += [f"client_cert_chain={self.tls_cert}", f"client_cert_key={self.tls_key}"]
         return "\n".join([
             "[sip]",
             f"sip_port={self.sip_port}",
             f"sip_tcp_port={self.sip_port}",
-            "sip_tls_port=0",
+            f"sip_tls_port={0 if self.tls_ca is None else self.sip_port + 1}",
+            *tls,
             "bind_address=127.0.0.1",
             "use_ipv6=0",
             "ipv6_migration_done=1",

@@ -143,7 +143,8 @@ class ForeignProcess:
                    timeout: float | None = None) -> T:
         """Poll ``check`` until it returns something; a dead program or the deadline raise
         ``ForeignProcessError`` naming ``what`` with the log's tail."""
-        deadline = time.monotonic() + (self.start_timeout if timeout is None else timeout)
+        limit = self.start_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while True:
             found = check()
             if found is not None and found is not False:
@@ -152,9 +153,8 @@ class ForeignProcess:
                 raise ForeignProcessError(f"{self.program} exited (code {self._exit_code()}) "
                                           f"before {what}:\n{self.tail()}")
             if time.monotonic() > deadline:
-                raise ForeignProcessError(f"{self.program}: no {what} within "
-                                          f"{timeout if timeout is not None else self.start_timeout} s"
-                                          f"; log tail:\n{self.tail()}")
+                raise ForeignProcessError(f"{self.program}: no {what} within {limit} s; "
+                                          f"log tail:\n{self.tail()}")
             time.sleep(0.02)
 
     def wait_log(self, pattern: str, count: int = 1, timeout: float = 5.0) -> re.Match[str]:
@@ -193,10 +193,11 @@ class ForeignProcess:
                     proc.kill()
                     proc.wait(self.stop_timeout)
         self._end_group(proc.pid)
+        if proc.stdin is not None:
+            proc.stdin.close()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-        self._final_log = None
         self._final_log = self.log_text()
         if self._own_dir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
