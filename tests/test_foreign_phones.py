@@ -216,6 +216,26 @@ def test_phone_reports_the_transfer_by_notify(sip_instance: Any, phone: Any,
     inc.release()
 
 
+def test_phone_transfers_us(sip_instance: Any, phone: Any) -> None:
+    """The phone REFERs our instance to another of ours, and ours follows."""
+    bob, bob_uri = ours(sip_instance, "bob", "200", "udp", phone)
+    carol, carol_uri = ours(sip_instance, "carol", "300", "udp", phone)
+    phone.dial(bob_uri)
+    leg = bob.wait_incoming()
+    leg.answer()
+    phone.wait_log(PROOFS[kind_of(phone)].connected, timeout=WAIT_S)
+    phone.transfer(carol_uri)
+    followed = leg.wait_transferred()
+    inc = carol.wait_incoming()
+    assert "<sip:200@" in inc.from_uri, inc.from_uri  # bob calls, not the phone
+    inc.answer()
+    followed.wait_answered()
+    refer_to = re.compile(rf"^Refer-To: <?{re.escape(carol_uri)}>?\s*$", re.MULTILINE)
+    phone.wait_until(lambda: refer_to.search(  # what the phone sent, from its own log
+        phone.log_text() + getattr(phone, "debug_log", lambda: "")()), "its REFER", WAIT_S)
+    followed.release()
+
+
 def _retry(action: Any, limit: float = WAIT_S) -> None:
     """A phone refuses a new re-INVITE while the last one is still completing: try again."""
     deadline = time.monotonic() + limit
@@ -237,7 +257,7 @@ TLS_RUN = '''
 import pytest
 from pytest_sipflow.testing.baresip import BaresipPhone
 from pytest_sipflow.testing.linphone import LinphonePhone
-from pytest_sipflow.testing.process import free_port_block
+from pytest_sipflow.testing.process import free_port_block, group_pids
 
 FILES = {files!r}
 
@@ -252,7 +272,9 @@ def phone(request, tmp_path):
         started = LinphonePhone(sip, rtp, tls_ca=FILES["ca"], tls_cert=FILES["phone_crt"],
                                 tls_key=FILES["phone_key"], workdir=tmp_path / "linphonec").start()
     yield started
+    pid = started.pid
     started.stop()
+    assert not group_pids(pid), group_pids(pid)
 
 
 def ours(sip_instance, name, dn, phone):

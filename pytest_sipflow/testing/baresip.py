@@ -187,10 +187,14 @@ class BaresipPhone(ForeignProcess):
         return self.command("transfer", uri)
 
     def _ask_to_quit(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.sendall(_netstring(json.dumps(
-                    {"command": "quit", "params": "", "token": "quit"}).encode()))
-            finally:
+        if self._sock is not None:  # kept open until baresip is gone, or it may miss this
+            self._sock.sendall(_netstring(json.dumps(
+                {"command": "quit", "params": "", "token": "quit"}).encode()))
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self._sock is not None:
                 self._sock.close()
                 self._sock = None

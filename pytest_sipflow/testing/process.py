@@ -7,6 +7,7 @@ and its console output in a log file there: the log is the proof of what the pro
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -53,7 +54,7 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-_rotation = iter(range(10**9))
+_rotation = itertools.count(os.getpid())  # two runs at once start at different blocks
 
 
 def free_port_block(count: int, base: int, span: int) -> int:
