@@ -19,7 +19,7 @@ import pytest
 
 from pytest_sipflow.testing.baresip import BaresipPhone
 from pytest_sipflow.testing.linphone import LinphonePhone
-from pytest_sipflow.testing.process import free_port_block, group_pids
+from pytest_sipflow.testing.process import ForeignProcessError, free_port_block, group_pids
 
 PHONES = ("baresip", "linphonec")
 TRANSPORTS = ("udp", "tcp")
@@ -101,14 +101,17 @@ def sdp_direction(request: str) -> str:
 
 
 def wait_requests(phone: Any, method: str, count: int) -> list[str]:
-    return phone.wait_until(lambda: (lambda r: r if len(r) >= count else None)(
-        phone.received_requests(method)), f"{count} received {method}", WAIT_S)
+    """The first ``count`` requests of ``method`` the phone's log shows it received."""
+    def enough() -> list[str] | None:
+        found = phone.received_requests(method)
+        return found[:count] if len(found) >= count else None
+    return phone.wait_until(enough, f"{count} received {method}", WAIT_S)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_phone_answers_our_call_hold_and_dtmf(sip_instance: Any, phone: Any,
                                               transport: str) -> None:
-    """We call (auto-answer), hold, retrieve, send DTMF both ways, hang up."""
+    """We call (auto-answer), hold, retrieve, send DTMF (RFC 2833 and INFO), hang up."""
     proof = PROOFS[kind_of(phone)]
     alice, _ = ours(sip_instance, "alice", "100", transport, phone)
     out = alice.call(phone_uri(phone, transport))
@@ -243,7 +246,7 @@ def _retry(action: Any, limit: float = WAIT_S) -> None:
         try:
             action()
             return
-        except Exception:
+        except ForeignProcessError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)

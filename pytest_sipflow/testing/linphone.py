@@ -35,8 +35,8 @@ class LinphonePhone(ForeignProcess):
     def __init__(self, sip_port: int, rtp_port: int, user: str = "phone",
                  auto_answer: bool = True, dtmf_info: bool = False,
                  tls_ca: str | Path | None = None, tls_cert: str | Path | None = None,
-                 tls_key: str | Path | None = None, workdir: str | Path | None = None, start_timeout: float = 10.0,
-                 stop_timeout: float = 3.0) -> None:
+                 tls_key: str | Path | None = None, workdir: str | Path | None = None,
+                 start_timeout: float = 10.0, stop_timeout: float = 3.0) -> None:
         super().__init__(workdir, start_timeout, stop_timeout)
         self.sip_port = sip_port
         self.rtp_port = rtp_port

@@ -118,4 +118,4 @@ class RtpEngine(ForeignProcess):
 
     def _ask_to_quit(self) -> None:
         if self.pid is not None:
-            os.kill(self.pid, signal.SIGTERM)  # rtpengine has no quit command; SIGTERM is its clean stop
+            os.kill(self.pid, signal.SIGTERM)  # no quit command: SIGTERM is its clean stop
