@@ -7,6 +7,7 @@ and its console output in a log file there: the log is the proof of what the pro
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import re
@@ -70,15 +71,17 @@ def free_port_block(count: int, base: int, span: int) -> int:
     raise ForeignProcessError(f"no {count} consecutive free ports in {first}-{first + span - 1}")
 
 
+try:  # loaded here: an import in the forked child could deadlock on another thread's lock
+    _LIBC: Any = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _LIBC = None
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the thread that started it dies (Linux), so a
     test process killed outright leaves no phone behind."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class ForeignProcess:
