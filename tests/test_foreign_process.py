@@ -1,0 +1,57 @@
+"""The stop path of the foreign-program controllers, on programs that misbehave."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_sipflow.testing.process import ForeignProcess, ForeignProcessError, group_pids
+
+
+class Stubborn(ForeignProcess):
+    """A shell that ignores SIGTERM and leaves a child of its own behind."""
+
+    program = "stubborn"
+
+    def start(self) -> "Stubborn":
+        self._prepare_dir()
+        self._spawn(["sh", "-c", "trap '' TERM; sleep 30 & echo ready; wait"])
+        self.wait_log(r"^ready$", timeout=5)
+        return self
+
+
+def test_stop_ends_a_program_that_ignores_sigterm_and_its_children(tmp_path: Path) -> None:
+    program = Stubborn(tmp_path / "s", stop_timeout=0.3).start()
+    pid = program.pid
+    assert len(group_pids(pid)) == 2  # the shell and its sleep
+    began = time.monotonic()
+    program.stop()
+    assert time.monotonic() - began < 5 * 3 * 0.3  # quit, SIGTERM, SIGKILL: each bounded
+    assert not group_pids(pid)
+    assert not Path(f"/proc/{pid}").exists()
+    assert program.log_text() == "ready\n"  # the log outlives the program
+
+
+def test_a_missing_program_is_named(tmp_path: Path) -> None:
+    class Missing(ForeignProcess):
+        program = "missing"
+
+        def start(self) -> "Missing":
+            self._prepare_dir()
+            self._spawn(["sipflow-no-such-phone"])
+            return self
+
+    with pytest.raises(ForeignProcessError, match="sipflow-no-such-phone is not installed"):
+        Missing(tmp_path / "m").start()
+
+
+def test_a_log_line_that_never_comes_fails_with_the_tail(tmp_path: Path) -> None:
+    program = Stubborn(tmp_path / "s", stop_timeout=0.3).start()
+    try:
+        with pytest.raises(ForeignProcessError, match=r"no log line /never/ .*within 0.2 s"
+                                                      r"(.|\n)*ready"):
+            program.wait_log("never", timeout=0.2)
+    finally:
+        program.stop()
