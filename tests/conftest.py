@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from pytest_sipflow.pool import AgentPool
-from pytest_sipflow.ports import PortPlan
+from pytest_sipflow.agent.pool import AgentPool
+from pytest_sipflow.agent.ports import PortPlan
 from pytest_sipflow.testing import KamailioServer, available, fixed_accounts
 
 REPO = Path(__file__).resolve().parent.parent

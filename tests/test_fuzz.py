@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import basic_call, own_pool
-from pytest_sipflow import graph, schema
+from pytest_sipflow.format import graph, schema
 from pytest_sipflow.engine.runner import EngineSettings, run_scenario
 from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
-from pytest_sipflow.pool import AgentPool
+from pytest_sipflow.agent.pool import AgentPool
 
 # Strings that exercise the format's own syntax: references, regexes, header text.
 tricky_text = st.sampled_from(["${X}", "${X:-d}", "${", "${1}", "$$", "${X:-${Y}}", "((", "a\r\nb",

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.settings import EngineSettings, TlsSettings
+from .settings import EngineSettings, TlsSettings
 from ..sip import TRANSPORT_PORTS
-from .phone import StepFailed
+from .failures import StepFailed
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def account_from(user: str, settings: EngineSettings, *, registrar: str | None =
 def account_for(user: str, data: Any, settings: EngineSettings) -> Account | None:
     """The account of a scenario instance, or None in local mode.
 
-    ``data`` is the instance's :class:`~pytest_sipflow.schema.SipInstanceData`; its keys win
+    ``data`` is the instance's :class:`~pytest_sipflow.format.schema.SipInstanceData`; its keys win
     over the run's options (a ``pbxTransport`` written in the file also with the option's
     registrar).
     """

@@ -16,7 +16,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 from ..agent.client import AgentCrashed, AgentError
 from ..sip.checks import HeaderCheck, check_headers
 from ..sip.message import SipMessage
-from .mailbox import AgentDied, Event, Mailbox
+from .failures import AgentDied, StepFailed
+from .mailbox import Event, Mailbox
 from .trace import DESCRIBES, completing_message, failure_lines, last_received
 
 #: A step's own default when the caller gives no timeout (seconds).
@@ -41,26 +42,6 @@ class AgentLike(Protocol):
     def send(self, op: str, **args: Any) -> ReplyLike: ...
     def set_event_sink(self, sink: Callable[[dict[str, Any]], None] | None) -> None: ...
     def stderr_tail(self, n: int = 20) -> list[str]: ...
-
-
-class StepFailed(Exception):
-    """A call step did not do what it should; ``timed_out`` when nothing came in time."""
-
-    def __init__(self, reason: str, expected: str | None = None, actual: str | None = None,
-                 detail: Sequence[str] = (), timed_out: bool = False) -> None:
-        self.reason, self.expected, self.actual = reason, expected, actual
-        self.detail = tuple(detail)
-        self.timed_out = timed_out
-        super().__init__(reason)
-
-    def render(self) -> str:
-        """Reason with the expected/actual lines, as an assertion message."""
-        lines = [self.reason]
-        if self.expected is not None or self.actual is not None:
-            lines.append(f"  expected: {self.expected if self.expected is not None else '-'}")
-            lines.append(f"  actual:   {self.actual if self.actual is not None else '-'}")
-        lines += [f"  {line}" for line in self.detail]
-        return "\n".join(lines)
 
 
 def _ms(seconds: float) -> str:

@@ -15,8 +15,9 @@ from typing import Any, Callable
 
 from ..core.account import Account
 from ..core.mailbox import Event, Interrupted
-from ..core.phone import Phone, StepFailed
-from ..graph import Step
+from ..core.failures import StepFailed
+from ..core.phone import Phone
+from ..format.graph import Step
 
 
 @dataclass

@@ -17,15 +17,16 @@ from typing import Any, Callable, Protocol, Sequence
 
 from ..core.account import (Account, account_for, registration_failure, tls_args,
                             unregister_trouble)
-from ..core.mailbox import AgentDied, Interrupted, Mailbox
-from ..core.phone import AgentLike, Phone, StepFailed
+from ..core.failures import AgentDied, StepFailed
+from ..core.mailbox import Interrupted, Mailbox
+from ..core.phone import AgentLike, Phone
 from ..core.targets import Directory, resolve
-from ..graph import Graph, Step
+from ..format.graph import Graph, Step
 from ..errors import SipflowWarning
 from .events import ActionLogEvent, ExecutionEvent, Listener, NodeStateEvent, ScenarioStateEvent
 from .nodes import ABSENT, HANDLERS, NodeContext, run_absent
 from .result import Failure, NodeRun, ScenarioResult
-from .settings import EngineSettings
+from ..core.settings import EngineSettings
 
 __all__ = ["AgentProvider", "EngineSettings", "ScenarioRun", "run_scenario"]
 

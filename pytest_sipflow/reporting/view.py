@@ -18,7 +18,7 @@ from .trace import SipRecord, mask_secrets, render_trace, split_address
 
 if TYPE_CHECKING:
     from ..engine.result import ScenarioResult
-    from ..graph import Graph
+    from ..format.graph import Graph
 
 
 @dataclass(frozen=True)

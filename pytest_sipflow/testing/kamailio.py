@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_sipflow.ports import worker_index
+from pytest_sipflow.format.values import worker_index
 from pytest_sipflow.sip import LOOPBACK
 
 TEMPLATES = Path(__file__).resolve().parent

@@ -13,14 +13,15 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from .core.account import Account, registration_failure, tls_args, unregister_trouble
-from .core.mailbox import AgentDied, Mailbox
-from .core.phone import AgentLike, Checks, Phone, StepFailed
-from .core.targets import Directory, resolve
-from .engine.settings import EngineSettings
-from .errors import SipflowError
-from .sip import LOOPBACK
-from .sip.message import SipMessage
+from ..core.account import Account, registration_failure, tls_args, unregister_trouble
+from ..core.failures import AgentDied, StepFailed
+from ..core.mailbox import Mailbox
+from ..core.phone import AgentLike, Checks, Phone
+from ..core.targets import Directory, resolve
+from ..core.settings import EngineSettings
+from ..errors import SipflowError
+from ..sip import LOOPBACK
+from ..sip.message import SipMessage
 
 DEFAULT_TIMEOUT = 5.0
 

@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import schema
-from .errors import Problem, ScenarioFormatError, SipflowWarning
-from .ports import worker_index
-from .values import WORKER_VARIABLE, expand_data
-
-
+from ..errors import Problem, ScenarioFormatError, SipflowWarning
+from .values import WORKER_VARIABLE, expand_data, worker_index
 
 @dataclass(frozen=True)
 class LoadOptions:

@@ -20,9 +20,9 @@ from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, PlainValidator
                       ValidationError, field_validator, model_validator)
 from pydantic.alias_generators import to_camel
 
-from .errors import Problem, ScenarioFormatError
-from .sip import DTMF_DIGITS, TRANSPORT_PORTS
-from .sip.checks import HeaderCheck, compile_checks
+from ..errors import Problem, ScenarioFormatError
+from ..sip import DTMF_DIGITS, TRANSPORT_PORTS
+from ..sip.checks import HeaderCheck, compile_checks
 from .values import is_secret
 
 Millis = Annotated[float, Field(ge=0)]

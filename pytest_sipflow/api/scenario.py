@@ -10,12 +10,12 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import graph as graph_mod
-from . import schema
-from .engine.result import ScenarioResult
-from .engine.runner import AgentProvider, EngineSettings, ScenarioRun
-from .errors import Problem, ScenarioFailed, ScenarioFormatError
-from .report import render_failure
+from ..format import graph as graph_mod
+from ..format import schema
+from ..engine.result import ScenarioResult
+from ..engine.runner import AgentProvider, EngineSettings, ScenarioRun
+from ..errors import Problem, ScenarioFailed, ScenarioFormatError
+from ..reporting.failure import render_failure
 from .ua import UserAgent
 
 Source = str | Path | Mapping[str, Any]
