@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import schema
+from . import parse, schema
 from ..errors import Problem, ScenarioFormatError, SipflowWarning
 from .values import WORKER_VARIABLE, expand_data, worker_index
 
@@ -84,14 +84,14 @@ class Graph:
 def load(path: Path | str, options: LoadOptions | None = None) -> Graph:
     """The graph of one ``*.sipflow.json`` file; every problem as a ScenarioFormatError."""
     path = Path(path)
-    return build(schema.read_document(path), path, options)
+    return build(parse.read_document(path), path, options)
 
 
 def from_value(value: Any, path: Path | str = "<dict>",
                options: LoadOptions | None = None) -> Graph:
     """A graph from an already-decoded JSON value (dict or editor wrapper)."""
-    value = schema.unwrap(value, str(path))
-    return build(schema.parse_document(value, str(path)), Path(path), options)
+    value = parse.unwrap(value, str(path))
+    return build(parse.parse_document(value, str(path)), Path(path), options)
 
 
 def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) -> Graph:
@@ -110,11 +110,11 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
         seen.add(node.id)
         expanded, errs = expand_data(node.data, variables, node.id)
         if errs:  # values would be half-expanded: only check which keys are written
-            model, more = schema.node_model(node)
-            more += schema.unknown_keys(model, node.data, node.id) if model else []
+            model, more = parse.node_model(node)
+            more += parse.unknown_keys(model, node.data, node.id) if model else []
             data = None
         else:
-            data, more = schema.parse_node_data(node, expanded)
+            data, more = parse.parse_node_data(node, expanded)
         problems += errs + more
         if data is None:
             if node.type == "sipInstance":
@@ -244,7 +244,7 @@ def _branch_problems(edge: schema.RawEdge, label: str) -> list[Problem]:
             continue
         if field_name == "sourceHandle" and value in schema.NEUTRAL_HANDLES:
             continue
-        close = schema.did_you_mean(str(value), schema.BRANCHES)
+        close = parse.did_you_mean(str(value), schema.BRANCHES)
         problems.append(Problem(
             f"edge {label!r}: {field_name.split('.')[-1]} {value!r} names no branch; "
             f"use 'success', 'failure' or leave it out{close}", edge.source, field_name))
