@@ -24,7 +24,7 @@ from ..core.targets import Directory, resolve
 from ..format.graph import Graph, Step
 from ..errors import SipflowWarning
 from .events import ActionLogEvent, ExecutionEvent, Listener, NodeStateEvent, ScenarioStateEvent
-from .nodes import ABSENT, HANDLERS, NodeContext, run_absent
+from .nodes import HANDLERS, NodeContext, run_absent
 from .result import Failure, NodeRun, ScenarioResult
 from ..core.settings import EngineSettings
 
@@ -369,11 +369,9 @@ class ScenarioRun:
         return True
 
     def _execute(self, step: Step) -> str:
-        handler = HANDLERS.get(step.name)
-        if step.kind == "event" and getattr(step.data, "absent", False) and step.name in ABSENT:
+        handler = HANDLERS[type(step.data)]
+        if getattr(step.data, "absent", False):
             handler = run_absent
-        if handler is None:
-            raise StepFailed(f"{step.name} is not supported yet by this version of pytest-sipflow")
         try:
             return handler(self._context(step), step.data)
         except AgentDied as exc:

@@ -124,7 +124,6 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
             instances[node.id] = Instance(node.id, data)
         else:
             steps[node.id] = Step(node.id, node.type, data)  # type: ignore[arg-type]
-            problems += _meaningless(node.id, data)
 
     if not instances and not any(n.type == "sipInstance" for n in doc.nodes):
         problems.append(Problem("the scenario has no sipInstance node; add at least one",
@@ -196,25 +195,6 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
     return Graph(path=path, name=doc.name or _stem(path), description=doc.description or "",
                  markers=list(doc.markers), timeout=doc.timeout, instances=instances,
                  steps=steps, unreachable=unreachable)
-
-
-def _meaningless(node_id: str, data: schema.CommandData | schema.EventData) -> list[Problem]:
-    """Keys that would ask for a check that cannot happen: refused, never ignored."""
-    problems = []
-    if isinstance(data, schema.Timeout):
-        for key, on in (("absent", data.absent), ("expectHeaders", data.expect_headers)):
-            if on:
-                problems.append(Problem(f"{key!r} means nothing on TIMEOUT (a plain delay: no "
-                                        "SIP message completes it)", node_id, f"data.{key}"))
-    elif isinstance(data, schema.EventData) and data.absent and data.expect_headers:
-        problems.append(Problem("'expectHeaders' checks the message that completed the node; "
-                                "with 'absent: true' no message may complete it: keep one",
-                                node_id, "data.expectHeaders"))
-    if isinstance(data, schema.SendDTMF) and data.headers and data.method != "info":
-        problems.append(Problem("'headers' on SendDTMF need method 'info': RFC 2833 digits "
-                                "travel in RTP, no SIP message carries them", node_id,
-                                "data.headers"))
-    return problems
 
 
 def _shared_local_dns(instances: dict[str, Instance], registrar: bool) -> list[Problem]:

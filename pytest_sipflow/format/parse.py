@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import Problem, ScenarioFormatError
-from .schema import (COMMANDS, EDITOR_KEYS, EVENTS, NODE_TYPES, Document, NodeData, RawNode,
-                     SipInstanceData, _Model)
+from .schema import (COMMANDS, EDITOR_KEYS, EVENTS, NODE_TYPES, Document, KeyProblem, NodeData,
+                     RawNode, SipInstanceData, _Model)
 from .values import is_secret
 
 
@@ -36,7 +36,10 @@ def _problems(exc: ValidationError, node: str | None = None, prefix: str = "") -
         if node is None and loc[:1] in (("nodes",), ("edges",)) and len(loc) > 1:
             field = _field_of(loc[2:]) or None
             where_node = f"{loc[0]}[{loc[1]}]"
-        if err["type"] == "missing":
+        error = err.get("ctx", {}).get("error")
+        if isinstance(error, KeyProblem):
+            field = error.key  # a refused combination: the key to change, as written
+        elif err["type"] == "missing":
             msg = "required field is missing"
         elif ("input" in err and not isinstance(err["input"], (dict, list))
               and not is_secret(field or "")):

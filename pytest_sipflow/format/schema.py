@@ -14,7 +14,7 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, PlainValidator, SecretStr,
-                      field_validator, model_validator)
+                      ValidationInfo, field_validator, model_validator)
 from pydantic.alias_generators import to_camel
 
 from ..sip import DTMF_DIGITS, TRANSPORT_PORTS
@@ -37,6 +37,14 @@ NEUTRAL_HANDLES = ("source",)
 
 # RFC 3261 token: a header name has no spaces, colons or line breaks.
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
+
+
+class KeyProblem(ValueError):
+    """A refusal of a combination of keys, naming the key a user should change."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class _Model(BaseModel):
@@ -247,6 +255,13 @@ class SendDTMF(_Sends):
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _headers_need_info(self) -> "SendDTMF":
+        if self.headers and self.method != "info":
+            raise KeyProblem("'headers' on SendDTMF need method 'info': RFC 2833 digits "
+                             "travel in RTP, no SIP message carries them", "headers")
+        return self
+
 
 class PlayAudio(CommandData):
     canonical: ClassVar[str] = "PlayAudio"
@@ -275,10 +290,21 @@ class EventData(_Step):
     absent: bool = False
     expect_headers: ExpectHeaders = ()
     canonical: ClassVar[str] = ""
+    #: The agent event (docs/agent-protocol.md) that completes the node; None: none does.
+    agent_event: ClassVar[str | None] = None
+
+    @model_validator(mode="after")
+    def _absent_or_headers(self) -> "EventData":
+        if self.absent and self.expect_headers:
+            raise KeyProblem("'expectHeaders' checks the message that completed the node; "
+                             "with 'absent: true' no message may complete it: keep one",
+                             "expectHeaders")
+        return self
 
 
 class Incoming(EventData):
     canonical: ClassVar[str] = "INCOMING"
+    agent_event: ClassVar[str | None] = "incoming"
     number: str | None = None
 
     @field_validator("number", mode="before")
@@ -289,18 +315,30 @@ class Incoming(EventData):
 
 class Ringing(EventData):
     canonical: ClassVar[str] = "RINGING"
+    agent_event: ClassVar[str | None] = "ringing"
 
 
 class Disconnected(EventData):
     canonical: ClassVar[str] = "DISCONNECTED"
+    agent_event: ClassVar[str | None] = "disconnected"
 
 
 class Timeout(EventData):
     canonical: ClassVar[str] = "TIMEOUT"
 
+    @field_validator("absent", "expect_headers")
+    @classmethod
+    def _no_message(cls, value: Any, info: ValidationInfo) -> Any:
+        if value:
+            key = to_camel(info.field_name or "")
+            raise KeyProblem(f"{key!r} means nothing on TIMEOUT (a plain delay: no SIP "
+                             "message completes it)", key)
+        return value
+
 
 class DTMFReceived(EventData):
     canonical: ClassVar[str] = "DTMFReceived"
+    agent_event: ClassVar[str | None] = "dtmf"
     expected_digit: str | None = None
     expected_digits: str | None = None
 
@@ -323,28 +361,34 @@ class DTMFReceived(EventData):
 
 class Held(EventData):
     canonical: ClassVar[str] = "HELD"
+    agent_event: ClassVar[str | None] = "held"
 
 
 class Retrieved(EventData):
     canonical: ClassVar[str] = "RETRIEVED"
+    agent_event: ClassVar[str | None] = "retrieved"
 
 
 class Transferred(EventData):
     canonical: ClassVar[str] = "TRANSFERRED"
+    agent_event: ClassVar[str | None] = "transferred"
 
 
 class Notify(EventData):
     canonical: ClassVar[str] = "NOTIFY"
+    agent_event: ClassVar[str | None] = "notify"
     status_code: StatusCode | None = None
 
 
 class Connected(EventData):
     canonical: ClassVar[str] = "CONNECTED"
+    agent_event: ClassVar[str | None] = "confirmed"
     expected_codec: str | None = None
 
 
 class Message(EventData):
     canonical: ClassVar[str] = "MESSAGE"
+    agent_event: ClassVar[str | None] = "message"
     expected_body: str | None = None
 
     @field_validator("expected_body")
@@ -368,6 +412,9 @@ EVENTS: dict[str, type[EventData]] = {
 EVENTS.update(HoldEvent=Held, RetrieveEvent=Retrieved, TransferEvent=Transferred)
 
 NODE_TYPES = ("sipInstance", "command", "event")
+#: Every command and event model once: the engine registers one handler for each.
+STEP_MODELS: tuple[type[CommandData] | type[EventData], ...] = (
+    *dict.fromkeys(COMMANDS.values()), *dict.fromkeys(EVENTS.values()))
 
 
 # --- document --------------------------------------------------------------------------
