@@ -11,6 +11,7 @@ from ..core.settings import EngineSettings
 from ..core.targets import Directory
 from ..engine.result import ScenarioResult
 from ..errors import SipflowWarning
+from ..sip import DEFAULT_CODECS
 from .scenario import Scenario, Source
 from .ua import DEFAULT_TIMEOUT, SipActionError, UserAgent
 
@@ -38,7 +39,7 @@ class SipInstanceFactory:
         self._directory = Directory()  # every instance of the test can call the others by name
 
     def __call__(self, name: str, dn: str = "", *, label: str = "",
-                 codecs: Sequence[str] = ("PCMU", "PCMA"), auto_ringing: bool = True,
+                 codecs: Sequence[str] = DEFAULT_CODECS, auto_ringing: bool = True,
                  timeout: float | None = None, registrar: str | None = None,
                  transport: str | None = None, username: str | None = None,
                  password: str | None = None, realm: str | None = None,

@@ -153,11 +153,13 @@ class Phone:
 
     # -- commands -----------------------------------------------------------------------
 
-    def dial(self, key: str, uri: str, headers: Mapping[str, str] | None = None) -> str:
-        """Send the INVITE; the call is bound to ``key`` at once. Returns its handle."""
-        self.free_key(key)
+    def dial(self, key: str | None, uri: str, headers: Mapping[str, str] | None = None) -> str:
+        """Send the INVITE; the call is bound to ``key`` (None: its own handle) at once.
+        Returns its handle."""
+        if key is not None:
+            self.free_key(key)
         handle = str(self.request("make_call", target=uri, headers=dict(headers or {}))["call"])
-        self.box.bind(handle, key)
+        self.box.bind(handle, handle if key is None else key)
         return handle
 
     def final_response(self, handle: str, timeout: float) -> Event:
@@ -191,6 +193,16 @@ class Phone:
                              expected=f"final response {expected}", actual=status)
         self.assert_headers(message, checks, DESCRIBES["final"])
         return status
+
+    def expect_rejected(self, handle: str, code: int | None, timeout: float) -> int:
+        """The INVITE's final error response: any non-2xx, or exactly ``code``."""
+        ev = self.final_response(handle, timeout)
+        got = int(ev.raw.get("code") or 0) if ev.type == "disconnected" else 200
+        if ev.type == "confirmed" or (code is not None and got != code):
+            raise StepFailed(f"call {handle} ended otherwise",
+                             expected=str(code or "a non-2xx final response"),
+                             actual=f"{got} {ev.raw.get('reason', '')}".strip())
+        return got
 
     def hang_up_quietly(self, handle: str, timeout: float) -> None:
         """Release a call the step does not want; its own outcome is already decided."""
@@ -270,8 +282,8 @@ class Phone:
             {"call": self.handle(key), "digits": digits, "method": method,
              "interval_ms": int(interval_ms)}, headers))
 
-    def play(self, key: str, path: Path, timeout: float) -> None:
-        """Play a WAV file into the call, to its end."""
+    def play(self, key: str, path: Path, timeout: float, wait: bool = True) -> None:
+        """Play a WAV file into the call; with ``wait``, to its end."""
         handle = self.handle(key)
         try:
             with open(path, "rb"):
@@ -280,9 +292,11 @@ class Phone:
             raise StepFailed(f"cannot play {path}: {exc.strerror or exc}",
                              expected="a readable WAV file", actual=str(path)) from None
         play = self.request("play", call=handle, path=str(path)).get("play")
-        self.wait_for(lambda e: e.type == "play_done" and e.call == handle
-                      and e.raw.get("play", play) == play, timeout,
-                      f"{path.name} did not finish playing within {_ms(timeout)}", "end of file")
+        if wait:
+            self.wait_for(lambda e: e.type == "play_done" and e.call == handle
+                          and e.raw.get("play", play) == play, timeout,
+                          f"{path.name} did not finish playing within {_ms(timeout)}",
+                          "end of file")
 
     def register(self, expected: int | None, headers: Mapping[str, str] | None,
                  timeout: float, checks: Checks = ()) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, PlainValidator
                       ValidationInfo, field_validator, model_validator)
 from pydantic.alias_generators import to_camel
 
-from ..sip import DTMF_DIGITS, TRANSPORT_PORTS
+from ..sip import DEFAULT_CODECS, DTMF_DIGITS, TRANSPORT_PORTS
 from ..sip.checks import HeaderCheck, compile_checks
 
 Millis = Annotated[float, Field(ge=0)]
@@ -133,7 +133,7 @@ class SipInstanceData(_Model):
     pbx_port: str | int = ""
     pbx_transport: str = "UDP"
     register_interval_seconds: int = Field(300, ge=0)
-    codecs: list[str] = Field(default_factory=lambda: ["PCMU", "PCMA"])
+    codecs: list[str] = Field(default_factory=lambda: list(DEFAULT_CODECS))
     username: str | None = Field(None, validation_alias=AliasChoices("username", "authUser"))
     password: SecretStr | None = None  # shown as '**********' in every repr
     realm: str | None = None
