@@ -12,6 +12,7 @@ from typing import Any
 
 from .settings import EngineSettings, TlsSettings
 from ..sip import TRANSPORT_PORTS
+from ..sip.address import split_host_port
 from .failures import StepFailed
 
 
@@ -66,18 +67,6 @@ def unregister_trouble(reset_reply: dict[str, Any]) -> str | None:
     warning only, the test is over by then."""
     error = (reset_reply.get("unregister") or {}).get("error")
     return str(error) if error else None
-
-
-def split_host_port(text: str) -> tuple[str, int | None]:
-    """``host``, ``host:port`` or ``[v6]:port``; a bad port is a ValueError."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else None
-    if text.count(":") == 1:
-        host, port = text.split(":")
-        return host, int(port)
-    return text, None
 
 
 def account_from(user: str, settings: EngineSettings, *, registrar: str | None = None,

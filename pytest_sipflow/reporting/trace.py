@@ -22,6 +22,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
+from ..sip.address import split_address
+
 MASK = "*****"
 EPOCH_2001 = 978307200.0  # a record time below this is a monotonic clock, not epoch seconds
 
@@ -140,17 +142,6 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
 
 def _secrets(secrets: Iterable[str]) -> list[str]:
     return sorted({s for s in secrets if s}, key=len, reverse=True)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``"ip:port"`` or ``"[v6]:port"`` -> (host, port); port 0 when there is none."""
-    if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 0
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or ":" in host:
-        return address, 0
-    return host, int(port)
 
 
 def wire_messages(records: Iterable[SipRecord | Mapping[str, Any]]) -> list[SipRecord]:
