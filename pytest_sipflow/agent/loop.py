@@ -27,14 +27,13 @@ import threading
 import time
 from typing import Any, Callable
 
+from ..sip import SECRET_KEYS
 from ..sip.message import readable
 from .protocol import LineReader, LineWriter, ProtocolError
 
 #: How long after the parent vanished the process may spend before a hard exit.
 ORPHAN_GRACE_S = 2.0
 _NAME = ["agent"]
-#: Request arguments never written to the log (stderr reaches reports).
-SECRET_KEYS = ("password", "key_password", "passwd", "secret")
 
 
 def set_name(name: str) -> None:
@@ -61,7 +60,8 @@ def hard_exit(code: int) -> None:
 
 
 def mask_secrets(value: Any) -> Any:
-    """A copy of request arguments with every secret replaced by ``"***"``."""
+    """A copy of request arguments with every secret replaced by ``"***"`` (stderr reaches
+    reports)."""
     if isinstance(value, dict):
         return {k: ("***" if isinstance(k, str) and k.lower() in SECRET_KEYS and v
                     else mask_secrets(v)) for k, v in value.items()}

@@ -13,9 +13,8 @@ import re
 from typing import Any, Mapping
 
 from ..errors import Problem
+from ..sip import SECRET_KEYS
 
-#: Keys whose values are never shown in a message or a repr.
-SECRET_KEYS = frozenset({"password"})
 
 #: The variable that is always defined: the pytest-xdist worker number ("0" without xdist).
 WORKER_VARIABLE = "SIPFLOW_WORKER"

@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from .trace import SipRecord, as_records, mask_secrets, split_address, wire_messages
+from ..sip.address import split_address
+from .trace import SipRecord, as_records, mask_secrets, wire_messages
 
 MARGIN = 9  # the ms column and its gap
 MIN_SPACING, MAX_SPACING = 12, 30

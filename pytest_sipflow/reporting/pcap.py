@@ -24,7 +24,8 @@ import ipaddress
 import os
 from typing import IO, Any, Iterable, Mapping
 
-from .trace import SipRecord, split_address, wire_messages
+from ..sip.address import split_address
+from .trace import SipRecord, wire_messages
 
 ZERO_MAC = b"\x00" * 6
 

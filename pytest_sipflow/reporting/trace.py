@@ -17,12 +17,11 @@ import base64
 import binascii
 from collections import defaultdict
 from dataclasses import dataclass, replace
-import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from ..sip.address import split_address
+from ..sip.message import parse
 
 MASK = "*****"
 EPOCH_2001 = 978307200.0  # a record time below this is a monotonic clock, not epoch seconds
@@ -75,7 +74,7 @@ class SipRecord:
             "transport": data.get("transport") or peer_transport or "UDP",
             "local": data.get("local") or own_address,
             "remote": data.get("remote") or peer_address,
-            "sip_call_id": data.get("sip_call_id") or header_value(text, "Call-ID", "i"),
+            "sip_call_id": data.get("sip_call_id") or parse(text).call_id,
             "text": text})
 
     def as_dict(self) -> dict[str, Any]:
@@ -120,14 +119,6 @@ def as_records(records: Iterable[SipRecord | Mapping[str, Any]]) -> list[SipReco
     """Records or record dicts, as records in time order (stable for equal times)."""
     out = [r if isinstance(r, SipRecord) else SipRecord.from_dict(r) for r in records]
     return sorted(out, key=lambda r: r.t)
-
-
-def header_value(text: str, name: str, compact: str = "") -> str | None:
-    """The first value of header ``name`` (or its compact form) in a SIP message's head."""
-    names = "|".join(re.escape(n) for n in (name, compact) if n)
-    head = text.replace("\r\n", "\n").split("\n\n", 1)[0]
-    match = re.search(rf"^(?:{names})[ \t]*:[ \t]*(.*?)[ \t]*$", head, re.I | re.M)
-    return match.group(1) if match and match.group(1) else None
 
 
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:

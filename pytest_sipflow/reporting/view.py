@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from .ladder import render_ladder
 from .results_json import file_name, result_document, write_result_json
-from .trace import SipRecord, mask_secrets, render_trace, split_address
+from ..sip.address import split_address
+from .trace import SipRecord, mask_secrets, render_trace
 
 if TYPE_CHECKING:
     from ..engine.result import ScenarioResult
