@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from ..core.account import Account
 from ..core.mailbox import Event, Interrupted
+from ..core.expect import expect_nothing
 from ..core.failures import StepFailed
 from ..core.phone import Phone
 from ..format import schema
@@ -283,7 +284,7 @@ def completes(ctx: NodeContext, data: Any) -> Match:
 
 def run_absent(ctx: NodeContext, data: Any) -> str:
     """``absent: true``: the node completes when nothing it would wait for arrives in time."""
-    ctx.phone.expect_nothing(completes(ctx, data), ctx.timeout, data.canonical)
+    expect_nothing(ctx.phone.box, completes(ctx, data), ctx.timeout, data.canonical)
     return f"no {data.canonical} within {ctx.timeout * 1000:g} ms, as required"
 
 

@@ -14,8 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import Problem, ScenarioFormatError
-from .schema import (COMMANDS, EDITOR_KEYS, EVENTS, NODE_TYPES, Document, KeyProblem, NodeData,
-                     RawNode, SipInstanceData, _Model)
+from .fields import KeyProblem, _Model
+from .schema import (COMMANDS, EDITOR_KEYS, EVENTS, NODE_TYPES, Document, NodeData, RawNode,
+                     SipInstanceData)
 from .values import is_secret
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from pytest_sipflow.sip import LOOPBACK
 
-from .process import terminate_with_parent, group_pids
+from .process import group_pids, terminate_with_parent
 from .readiness import NoFreePorts, options_probe, tcp_probe, pick_ports
 from .records import RequestLine, registrations_in, requests_in
 from .tls import TlsFiles, generate_tls_files
