@@ -1,10 +1,8 @@
 """Live SIP user agents driven from Python: the engine behind the ``sip_instance`` fixture.
 
-Each :class:`UserAgent` owns one agent process from the pool. Every call step is the call
-core's (``core.phone``), the same code the scenario engine runs; here each call is its own
-dialog key. A step that fails or times out raises an ``AssertionError`` saying what was
-expected and what happened instead, so a test reads like its call flow. No pytest in here;
-``__tracebackhide__`` only tells pytest to show the test's line, not this module's frames.
+Every call step is the call core's (``core.phone``), the code the scenario engine runs, so
+a test and a scenario fail alike: an ``AssertionError`` saying what was expected and what
+happened instead. No pytest here (``__tracebackhide__`` only hides these frames).
 """
 
 from __future__ import annotations

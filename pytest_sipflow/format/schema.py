@@ -1,11 +1,8 @@
 """pydantic models of the ``*.sipflow.json`` format (docs/reference.md is the user's view).
 
-Strict inside a node's ``data``: every key is either one the format defines for that node
-or one of the SIPFLOW editor's own display keys (:data:`EDITOR_KEYS`), so a typo such as
-``expectedDigts`` is refused instead of silently doing nothing. Lenient everywhere the
-editor draws (node-level ``position``/``width``/…, edge ``animated``/…, top-level keys).
-Aliases are normalised (``AttendedTransfer`` -> ``MuteTransfer``, ``HoldEvent`` -> ``HELD``,
-``authUser`` -> ``username``) so the rest of the package only sees canonical names.
+Strict inside a node's ``data`` (a typo such as ``expectedDigts`` is refused, the editor's
+own keys in :data:`EDITOR_KEYS` are not), lenient where the editor draws. Aliases become
+canonical names (``AttendedTransfer`` -> ``MuteTransfer``), so nothing else sees them.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """The SIP trace of an item: one ``SipRecord`` per message an agent sent or received.
 
-The record dict (JSON-safe, what crosses xdist and lands in the JSON results) is::
-
-    {"dir": "tx"|"rx", "t": epoch seconds, "transport": "UDP"|"TCP"|"TLS",
-     "local": "127.0.0.1:5060", "remote": "127.0.0.1:5062", "text": decoded message,
-     "raw": base64 of the exact bytes, "summary": start line, "call": agent handle or None,
-     "sip_call_id": str or None, "instance": scenario instance id}
-
-``render_trace`` is the full text trace (every record, both sides); ``wire_messages``
-turns both sides' records into what was on the wire once (the ladder and the pcap).
+Records are plain JSON-safe data, so they cross xdist and land in the JSON results;
+``wire_messages`` turns both sides' records into what was on the wire once.
 """
 
 from __future__ import annotations
@@ -29,7 +22,18 @@ EPOCH_2001 = 978307200.0  # a record time below this is a monotonic clock, not e
 
 @dataclass(frozen=True)
 class SipRecord:
-    """One SIP message as one agent saw it (``direction`` is the dict's ``dir``)."""
+    """One SIP message as one agent saw it (``direction`` is the dict's ``dir``).
+
+    The record dict (JSON-safe, what crosses xdist and lands in the JSON results) is::
+
+        {"dir": "tx"|"rx", "t": epoch seconds, "transport": "UDP"|"TCP"|"TLS",
+         "local": "127.0.0.1:5060", "remote": "127.0.0.1:5062", "text": decoded message,
+         "raw": base64 of the exact bytes, "summary": start line, "call": agent handle or None,
+         "sip_call_id": str or None, "instance": scenario instance id}
+
+    ``render_trace`` is the full text trace (every record, both sides); ``wire_messages``
+    turns both sides' records into what was on the wire once (the ladder and the pcap).
+    """
 
     direction: str  # "tx" | "rx"
     t: float  # wall clock, epoch seconds
