@@ -10,11 +10,11 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..format import graph as graph_mod
-from ..format import parse
 from ..engine.result import ScenarioResult
 from ..engine.runner import AgentProvider, EngineSettings, ScenarioRun
 from ..errors import Problem, ScenarioFailed, ScenarioFormatError
+from ..format import graph as graph_mod
+from ..format import parse
 from ..reporting.failure import render_failure
 from .ua import UserAgent
 

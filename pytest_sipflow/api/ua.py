@@ -16,8 +16,8 @@ from ..core.failures import AgentDied, StepFailed
 from ..core.lifecycle import send_configure, send_reset, wait_configured, wait_reset
 from ..core.mailbox import Mailbox
 from ..core.phone import AgentLike, Checks, Phone
-from ..core.targets import Directory, resolve
 from ..core.settings import EngineSettings
+from ..core.targets import Directory, resolve
 from ..errors import SipflowError
 from ..sip import DEFAULT_CODECS, LOOPBACK
 from ..sip.message import SipMessage

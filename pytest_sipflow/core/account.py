@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .settings import EngineSettings, TlsSettings
 from ..sip import TRANSPORT_PORTS
 from ..sip.address import split_host_port
 from .failures import StepFailed
+from .settings import EngineSettings, TlsSettings
 
 
 @dataclass(frozen=True)

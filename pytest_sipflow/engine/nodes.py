@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..core.account import Account
-from ..core.mailbox import Event, Interrupted
 from ..core.expect import expect_nothing
 from ..core.failures import StepFailed
+from ..core.mailbox import Event, Interrupted
 from ..core.phone import Phone
 from ..format import schema
 from ..format.graph import Step

@@ -22,8 +22,8 @@ from ..core.mailbox import Interrupted, Mailbox
 from ..core.phone import AgentLike, Phone
 from ..core.settings import EngineSettings
 from ..core.targets import Directory, resolve
-from ..format.graph import Graph, Step
 from ..errors import SipflowWarning
+from ..format.graph import Graph, Step
 from .events import ActionLogEvent, ExecutionEvent, Listener, NodeStateEvent, ScenarioStateEvent
 from .nodes import HANDLERS, NodeContext, run_absent
 from .result import Failure, NodeRun, ScenarioResult

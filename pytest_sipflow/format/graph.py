@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import parse, schema
 from ..errors import Problem, ScenarioFormatError, SipflowWarning
+from . import parse, schema
 from .values import WORKER_VARIABLE, expand_data, worker_index
 
 @dataclass(frozen=True)

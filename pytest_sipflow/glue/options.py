@@ -9,11 +9,11 @@ from typing import Any, Callable
 
 import pytest
 
-from ..core.settings import EngineSettings, TlsSettings
 from ..agent.ports import PortPlan
+from ..core.settings import EngineSettings, TlsSettings
 from ..format.values import worker_index
-from .session import ReportSettings, Settings
 from ..sip import LOOPBACK, TRANSPORT_PORTS
+from .session import ReportSettings, Settings
 
 
 TRACE_CHOICES = ("failed", "all", "none")

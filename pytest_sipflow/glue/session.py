@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from ..core.settings import EngineSettings
 from ..agent.ports import PortPlan
+from ..core.settings import EngineSettings
 
 if TYPE_CHECKING:
     from ..agent.pool import AgentPool
