@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pytest_sipflow.format import graph
+from pytest_sipflow.format import graph  # noqa: E402
 from pytest_sipflow.agent.measure import cpu_seconds  # noqa: E402
 from pytest_sipflow.engine.events import ActionLogEvent, ExecutionEvent  # noqa: E402
 from pytest_sipflow.engine.runner import run_scenario  # noqa: E402
