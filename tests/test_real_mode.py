@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, chain, command, event, exported_kamailio, instance, scenario
-from pytest_sipflow.format.values import worker_index
+from pytest_sipflow.format.worker import worker_index
 from pytest_sipflow.testing import KamailioServer, available
 from test_kamailio import free_port
 from test_plugin import processes_with_token

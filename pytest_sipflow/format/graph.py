@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from ..errors import Problem, ScenarioFormatError, SipflowWarning
 from . import parse, schema
-from .values import WORKER_VARIABLE, expand_data, worker_index
+from .values import WORKER_VARIABLE, expand_data
+from .worker import worker_index
 
 @dataclass(frozen=True)
 class LoadOptions:

@@ -8,7 +8,6 @@ left as written. A default is literal text up to the first ``}`` and holds no re
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any, Mapping
 
@@ -94,9 +93,3 @@ def expand_text(text: str, env: Mapping[str, str], node: str | None, field: str,
     parts.append(text[pos:])
     return "".join(parts)
 
-
-def worker_index(worker_id: str | None = None) -> int:
-    """0 for a plain run; N for xdist worker ``gwN``."""
-    worker_id = worker_id if worker_id is not None else os.environ.get("PYTEST_XDIST_WORKER", "")
-    match = re.fullmatch(r"gw(\d+)", worker_id or "")
-    return int(match.group(1)) if match else 0

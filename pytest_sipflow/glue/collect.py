@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import pytest
 
 from ..errors import ScenarioFailed, ScenarioFormatError, SipflowError
-from ..format.values import worker_index
+from ..format.worker import worker_index
 from .keys import TRACE_SECTION, session_key
 
 if TYPE_CHECKING:

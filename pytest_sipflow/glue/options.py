@@ -11,7 +11,7 @@ import pytest
 
 from ..agent.ports import PortPlan
 from ..core.settings import EngineSettings, TlsSettings
-from ..format.values import worker_index
+from ..format.worker import worker_index
 from ..sip import LOOPBACK, TRANSPORT_PORTS
 from .session import ReportSettings, Settings
 

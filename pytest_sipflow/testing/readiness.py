@@ -9,7 +9,7 @@ import socket
 import ssl
 import uuid
 
-from pytest_sipflow.format.values import worker_index
+from pytest_sipflow.format.worker import worker_index
 from pytest_sipflow.sip import LOOPBACK
 
 from .records import PROBE_PREFIX

@@ -25,7 +25,7 @@ from pytest_sipflow.glue.keys import session_key
 from pytest_sipflow.testing import KamailioServer, available
 from support.kamailio import fixed_accounts
 from pytest_sipflow.testing.readiness import BASE_PORT, PORTS_PER_WORKER
-from pytest_sipflow.format.values import worker_index
+from pytest_sipflow.format.worker import worker_index
 
 HERE = Path(__file__).resolve().parent
 _SERVER = pytest.StashKey[KamailioServer]()
