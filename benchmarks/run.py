@@ -38,12 +38,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pytest_sipflow import graph  # noqa: E402
+from pytest_sipflow.format import graph  # noqa: E402
 from pytest_sipflow.agent.measure import cpu_seconds  # noqa: E402
 from pytest_sipflow.engine.events import ActionLogEvent, ExecutionEvent  # noqa: E402
 from pytest_sipflow.engine.runner import run_scenario  # noqa: E402
-from pytest_sipflow.pool import AgentPool  # noqa: E402
-from pytest_sipflow.ports import PortPlan  # noqa: E402
+from pytest_sipflow.agent.pool import AgentPool  # noqa: E402
+from pytest_sipflow.agent.ports import PortPlan  # noqa: E402
 
 REPORTS = ("--sipflow-trace=all",)  # every report made for every passing item (issue 11)
 SIPP_UAS_PORT = 15900

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
-from .collect import session_key
-from .session import Settings
+from .glue.keys import session_key
+from .glue.session import Settings
 
 if TYPE_CHECKING:
-    from .factories import ScenarioFactory, SipInstanceFactory
+    from .api.factories import ScenarioFactory, SipInstanceFactory
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def sipflow_settings(pytestconfig: pytest.Config) -> Settings:
 def sip_instance(pytestconfig: pytest.Config) -> "Iterator[SipInstanceFactory]":
     """Live SIP user agents for a Python test, each its own process on 127.0.0.1.
 
-    ``sip_instance(name, dn="")`` returns a ready :class:`pytest_sipflow.ua.UserAgent`;
+    ``sip_instance(name, dn="")`` returns a ready :class:`pytest_sipflow.api.ua.UserAgent`;
     every wait has a timeout (5 s default) and fails with expected vs actual. All calls
     are released and the agents returned at teardown, even when the test fails::
 
@@ -49,7 +49,7 @@ def sip_instance(pytestconfig: pytest.Config) -> "Iterator[SipInstanceFactory]":
     ``sip:<dn>@<domain>`` through the server, and clean-up un-REGISTERs. A refused
     registration raises ``SipActionError`` naming the instance and the code.
     """
-    from .factories import SipInstanceFactory
+    from .api.factories import SipInstanceFactory
 
     factory = SipInstanceFactory(pytestconfig.stash[session_key])
     yield factory
@@ -61,7 +61,7 @@ def scenario(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> "Sc
     """Run SIPFLOW graphs from Python: a ``*.sipflow.json`` path or a dict, with overrides.
 
     ``scenario.run(source, overrides={node id: {key: value}}, peers={name: ua})`` returns a
-    :class:`pytest_sipflow.scenario.ScenarioOutcome` (``passed``, ``nodes`` with states
+    :class:`pytest_sipflow.api.scenario.ScenarioOutcome` (``passed``, ``nodes`` with states
     and timings, ``events``, ``sip_messages``); ``result.assert_passed()`` fails like a
     collected file::
 
@@ -70,6 +70,6 @@ def scenario(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> "Sc
             result = scenario.run("busy.sipflow.json", overrides={"reject": {"statusCode": code}})
             result.assert_passed()
     """
-    from .factories import ScenarioFactory
+    from .api.factories import ScenarioFactory
 
     return ScenarioFactory(pytestconfig.stash[session_key], Path(request.path).parent)

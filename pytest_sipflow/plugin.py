@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from . import fixtures, hooks, outputs
-from .collect import SipflowFile, SipflowItem, is_scenario, only_refused_files_failed, session_key
-from .options import add_options, report_header, settings_from_config
-from .session import SipflowSession
+from . import fixtures
+from .glue import hooks, outputs
+from .glue.collect import SipflowFile, SipflowItem, is_scenario, only_refused_files_failed
+from .glue.keys import session_key
+from .glue.options import add_options, report_header, settings_from_config
+from .glue.session import SipflowSession
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

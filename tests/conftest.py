@@ -14,11 +14,22 @@ from typing import Any
 
 import pytest
 
-from pytest_sipflow.pool import AgentPool
-from pytest_sipflow.ports import PortPlan
-from pytest_sipflow.testing import KamailioServer, available, fixed_accounts
+from pytest_sipflow.agent.pool import AgentPool
+from pytest_sipflow.agent.ports import PortPlan
+from pytest_sipflow.testing import KamailioServer, available
+from support.kamailio import fixed_accounts
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _support_importable() -> Iterator[None]:
+    """pytest runs started by a test (pytester subprocesses) import ``support`` too."""
+    here = str(Path(__file__).resolve().parent)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PYTHONPATH", os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH"))
+                                                 if p))
+        yield
 
 
 def instance(node_id: str, dn: str, **data: Any) -> dict[str, Any]:

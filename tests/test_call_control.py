@@ -20,12 +20,12 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from conftest import REPO, own_pool
-from pytest_sipflow import graph
+from pytest_sipflow.format import graph
 from pytest_sipflow.engine.events import ActionLogEvent
 from pytest_sipflow.engine.result import ScenarioResult
 from pytest_sipflow.engine.runner import run_scenario
-from pytest_sipflow.pool import AgentPool
-from pytest_sipflow.report import render_failure
+from pytest_sipflow.agent.pool import AgentPool
+from pytest_sipflow.reporting.failure import render_failure
 
 DIR = REPO / "scenarios" / "call-control"
 FILES = sorted(DIR.glob("*.sipflow.json"))

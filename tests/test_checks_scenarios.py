@@ -18,12 +18,13 @@ import pytest
 
 import sipflows
 from conftest import REPO, chain, command, event, instance, scenario, own_pool
-from pytest_sipflow import graph
-from pytest_sipflow.core.phone import Phone, StepFailed, codec_matches
+from pytest_sipflow.format import graph
+from pytest_sipflow.core.failures import StepFailed
+from pytest_sipflow.core.phone import Phone, codec_matches
 from pytest_sipflow.core.trace import completing_message, last_received
 from pytest_sipflow.engine.runner import run_scenario
 from pytest_sipflow.errors import ScenarioFormatError
-from pytest_sipflow.pool import AgentPool
+from pytest_sipflow.agent.pool import AgentPool
 from pytest_sipflow.sip.message import parse
 
 CHECKS = REPO / "scenarios" / "checks"

@@ -49,7 +49,7 @@ def test_fixtures_are_listed_with_docstrings(sipflow_pytester: pytest.Pytester) 
 
 
 def test_options_page_lists_every_option() -> None:
-    from pytest_sipflow.options import OPTIONS
+    from pytest_sipflow.glue.options import OPTIONS
 
     page = (REPO / "docs" / "options.md").read_text()
     missing = [opt.flag for opt in OPTIONS

@@ -11,11 +11,11 @@ from typing import Iterator
 import pytest
 
 from conftest import basic_call, chain, command, event, instance, scenario, SLOT, own_pool, own_rtp_base
-from pytest_sipflow import graph
+from pytest_sipflow.format import graph
 from pytest_sipflow.engine.events import NodeStateEvent
 from pytest_sipflow.engine.runner import EngineSettings, run_scenario
-from pytest_sipflow.pool import AgentPool
-from pytest_sipflow.ports import PortPlan
+from pytest_sipflow.agent.pool import AgentPool
+from pytest_sipflow.agent.ports import PortPlan
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 
 from conftest import basic_call, chain, command, event, instance, scenario
 from fakeagent import FakeNetwork
-from pytest_sipflow import graph
+from pytest_sipflow.format import graph
 from pytest_sipflow.core.mailbox import Mailbox
 from pytest_sipflow.core.phone import Phone
 from pytest_sipflow.engine.events import ExecutionEvent
 from pytest_sipflow.engine.runner import EngineSettings, run_scenario
 from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
-from pytest_sipflow.ua import UserAgent
+from pytest_sipflow.api.ua import UserAgent
 from test_fuzz import mutated_docs, valid_docs
 
 
@@ -159,8 +159,8 @@ def test_engine_survives_random_graphs_over_fake_agents(doc: dict[str, Any]) -> 
 
 
 def test_every_command_and_event_of_the_format_has_a_handler() -> None:
-    from pytest_sipflow import schema
+    from pytest_sipflow.format import schema
     from pytest_sipflow.engine.nodes import HANDLERS
 
-    names = {m.canonical for m in (*schema.COMMANDS.values(), *schema.EVENTS.values())}
-    assert names - set(HANDLERS) == set()
+    models = {*schema.COMMANDS.values(), *schema.EVENTS.values()}
+    assert models - set(HANDLERS) == set()

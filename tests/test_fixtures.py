@@ -173,7 +173,7 @@ def test_a_test_that_raises_mid_call_leaves_nothing_behind(
     sipflow_pytester.makepyfile("""
         import os
         import time
-        from pytest_sipflow.collect import session_key
+        from pytest_sipflow.glue.keys import session_key
 
         def test_raises_mid_call(sip_instance):
             alice, bob = sip_instance("alice"), sip_instance("bob")

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 
 from conftest import REPO, basic_call, chain, command, event, instance, scenario
-from pytest_sipflow import graph, schema
+from pytest_sipflow.format import graph, parse, schema
 from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
 
 Doc = dict[str, Any]
@@ -350,7 +350,7 @@ def test_a_loaded_password_is_hidden_in_every_repr() -> None:
     doc = doc_with(lambda d: data(d, "a").update(password="${PW}"))
     g = load(doc, env={"PW": SECRET})
     assert g.instances["a"].data.password is not None
-    parsed = schema.parse_document(doc, "x.sipflow.json")
+    parsed = parse.parse_document(doc, "x.sipflow.json")
     for text in (repr(g), str(g), repr(g.instances), repr(g.instances["a"].data),
                  str(g.instances["a"].data), repr(parsed), repr(parsed.nodes[0])):
         assert SECRET not in text, text

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import basic_call, own_pool
-from pytest_sipflow import graph, schema
+from pytest_sipflow.format import graph, parse, schema
 from pytest_sipflow.engine.runner import EngineSettings, run_scenario
 from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
-from pytest_sipflow.pool import AgentPool
+from pytest_sipflow.agent.pool import AgentPool
 
 # Strings that exercise the format's own syntax: references, regexes, header text.
 tricky_text = st.sampled_from(["${X}", "${X:-d}", "${", "${1}", "$$", "${X:-${Y}}", "((", "a\r\nb",
@@ -114,7 +114,7 @@ def test_loader_only_raises_its_own_errors(value: Any) -> None:
 @given(st.text(max_size=200) | st.binary(max_size=100).map(lambda b: b.decode("latin-1")))
 def test_text_parser_only_raises_its_own_errors(text: str) -> None:
     try:
-        value = schema.parse_text(text, "fuzz.sipflow.json")
+        value = parse.parse_text(text, "fuzz.sipflow.json")
     except ScenarioFormatError:
         return
     load_quietly(value)
@@ -148,7 +148,7 @@ def file_bytes(draw: st.DrawFn) -> bytes:
 @given(file_bytes())
 def test_random_and_mangled_file_bytes_only_raise_format_errors(raw: bytes) -> None:
     try:
-        value = schema.parse_text(schema.decode(raw, "fuzz.sipflow.json"), "fuzz.sipflow.json")
+        value = parse.parse_text(parse.decode(raw, "fuzz.sipflow.json"), "fuzz.sipflow.json")
     except ScenarioFormatError:
         return
     load_quietly(value)

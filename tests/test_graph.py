@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 
 from conftest import REPO, basic_call, chain, command, event, instance, scenario
-from pytest_sipflow import graph
+from pytest_sipflow.format import graph
 from pytest_sipflow.errors import ScenarioFormatError, SipflowWarning
 
 

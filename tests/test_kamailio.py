@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sipflow.testing import KamailioError, KamailioServer, available, kamailio_startup
-from pytest_sipflow.testing.kamailio import group_pids, pick_ports
+from pytest_sipflow.testing import KamailioError, KamailioServer, available
+from pytest_sipflow.testing.process import group_pids
+from pytest_sipflow.testing.readiness import pick_ports
+from support.kamailio import kamailio_startup
 
 REPO = Path(__file__).resolve().parent.parent
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"

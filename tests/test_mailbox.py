@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from pytest_sipflow.core.mailbox import AgentDied, Interrupted, Mailbox
+from pytest_sipflow.core.failures import AgentDied
+from pytest_sipflow.core.mailbox import Interrupted, Mailbox
 
 
 @pytest.fixture

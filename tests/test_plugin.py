@@ -262,7 +262,7 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
 
 POOL_REPORTER = """
 import json
-from pytest_sipflow.collect import session_key
+from pytest_sipflow.glue.keys import session_key
 
 def pytest_sessionfinish(session):
     pool = session.config.stash[session_key].pool
@@ -293,9 +293,9 @@ def test_importing_the_plugin_imports_no_loader_engine_or_agent_code() -> None:
     code = ("import sys, pytest_sipflow.plugin; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'dpkt', "
             "'pytest_html') or m.startswith('pytest_sipflow.reporting') "
-            "or m in ('pytest_sipflow.schema', 'pytest_sipflow.graph', "
+            "or m in ('pytest_sipflow.format.schema', 'pytest_sipflow.format.graph', "
             "'pytest_sipflow.engine.runner', 'pytest_sipflow.agent.client', "
-            "'pytest_sipflow.ua', 'pytest_sipflow.pool')))")
+            "'pytest_sipflow.api.ua', 'pytest_sipflow.agent.pool')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, chain, command, event, exported_kamailio, instance, scenario
-from pytest_sipflow.ports import worker_index
+from pytest_sipflow.format.worker import worker_index
 from pytest_sipflow.testing import KamailioServer, available
 from test_kamailio import free_port
 from test_plugin import processes_with_token
@@ -41,7 +41,7 @@ W = str(worker_index())  # ${SIPFLOW_WORKER} of in-process pytester runs (same e
 RECORDER = '''
 import json, os, signal
 import pytest
-from pytest_sipflow.collect import session_key
+from pytest_sipflow.glue.keys import session_key
 
 def _keep(config, kind, event):
     with open(os.path.join(str(config.rootpath), "events.jsonl"), "a") as out:
@@ -490,7 +490,7 @@ def test_xdist_workers_use_their_own_accounts(kamailio: KamailioServer,
 PYTHON_TESTS = '''
 import os
 import pytest
-from pytest_sipflow.ua import SipActionError
+from pytest_sipflow.api.ua import SipActionError
 
 W = os.environ["SIPFLOW_TEST_W"]
 SERVER = os.environ["SIPFLOW_TEST_REGISTRAR"]  # the UDP address of the test Kamailio

@@ -362,7 +362,8 @@ def test_reading_a_failure_page_shows_a_real_run(sipflow_pytester: pytest.Pytest
 
 def test_real_mode_ladder_has_the_registrar_column(sipflow_pytester: pytest.Pytester) -> None:
     """Alice calls Bob through the test Kamailio; Bob answers 486: the ladder shows the server."""
-    from pytest_sipflow.testing import available, fixed_accounts
+    from pytest_sipflow.testing import available
+    from support.kamailio import fixed_accounts
 
     missing = available(tls=False)
     if missing:

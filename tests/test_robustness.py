@@ -129,7 +129,7 @@ def test_agent_abort_fails_only_its_item_with_stderr(sipflow_pytester: pytest.Py
                 AGENTS[event.instance_id] = m.group(1)
         def pytest_sipflow_node_state(item, event):
             if event.node_id == "doomed" and event.new_state == "running":
-                from pytest_sipflow.collect import session_key
+                from pytest_sipflow.glue.keys import session_key
                 pool = item.config.stash[session_key].pool
                 agent = next(a for a in pool._busy if a.name == AGENTS["b"])
                 try:

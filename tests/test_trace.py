@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from pytest_sipflow.reporting.trace import (SipRecord, mask_secrets, render_trace,
-                                            split_address, wire_messages)
+from pytest_sipflow.reporting.trace import SipRecord, mask_secrets, render_trace, wire_messages
+from pytest_sipflow.sip.address import split_address
 
 from sipflows import BUSY_CALL_ID, T0, busy_call
 

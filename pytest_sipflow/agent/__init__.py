@@ -1,8 +1,7 @@
 """Agent processes: one pjsua2 user agent per child process, driven over JSON lines.
 
-Only the client side is exported here, lazily: the child (``-m pytest_sipflow.agent``)
-then does not pay for importing it. ``server`` (the sole importer of pjsua2) runs in the
-child and must never be imported by the pytest process.
+Only the client side is exported, lazily: the child (``-m pytest_sipflow.agent``) then does
+not pay for it, and the pytest process never imports the pjsua2 side (``agent/pj``).
 """
 
 from __future__ import annotations

@@ -1,20 +1,7 @@
 """The agent's side of the channel: reader thread, request queue, ordered outbox, wake-up.
 
-No pjsua2 here. The pjsua2 module (``endpoint``) owns the main thread and blocks in
-``libHandleEvents``; this module gives it requests and takes its replies/events:
-
-* the reader thread (``sipflow-agent-reader``) only turns socket lines into queued
-  requests and wakes the main thread;
-* ``post()`` hands facts over from other threads (pjmedia's EOF) and wakes it too;
-* replies and events go out through one ordered outbox, flushed by the main thread, so
-  what happened during a request precedes its reply;
-* every string leaving the agent is made encodable first (bug 7: SWIG hands peer text
-  with surrogate escapes, and one Latin-1 byte used to kill the event encoder).
-
-Waking: the main thread blocks in pjsip's ioqueue, so a wake-up must be I/O there. The
-endpoint module registers ``wake_address``: a UDP transport of its own on loopback that
-only receives these 1-byte datagrams (pjsip drops packets ≤ 32 bytes without a log
-line). It does not depend on the SIP transports (TCP/TLS-only agents wake the same way).
+No pjsua2 here: the pjsua2 side owns the main thread and blocks in ``libHandleEvents``;
+this module hands it requests and sends its replies and events in order (see ``Channel``).
 """
 
 from __future__ import annotations
@@ -27,14 +14,13 @@ import threading
 import time
 from typing import Any, Callable
 
+from ..sip import SECRET_KEYS
 from ..sip.message import readable
 from .protocol import LineReader, LineWriter, ProtocolError
 
 #: How long after the parent vanished the process may spend before a hard exit.
 ORPHAN_GRACE_S = 2.0
 _NAME = ["agent"]
-#: Request arguments never written to the log (stderr reaches reports).
-SECRET_KEYS = ("password", "key_password", "passwd", "secret")
 
 
 def set_name(name: str) -> None:
@@ -61,7 +47,8 @@ def hard_exit(code: int) -> None:
 
 
 def mask_secrets(value: Any) -> Any:
-    """A copy of request arguments with every secret replaced by ``"***"``."""
+    """A copy of request arguments with every secret replaced by ``"***"`` (stderr reaches
+    reports)."""
     if isinstance(value, dict):
         return {k: ("***" if isinstance(k, str) and k.lower() in SECRET_KEYS and v
                     else mask_secrets(v)) for k, v in value.items()}
@@ -88,7 +75,24 @@ def clean(value: Any) -> Any:
 
 
 class Channel:
-    """Requests in, replies and events out, and the main thread's wake-up."""
+    """Requests in, replies and events out, and the main thread's wake-up.
+
+    No pjsua2 here. The pjsua2 side owns the main thread and blocks in
+    ``libHandleEvents``; this module gives it requests and takes its replies/events:
+
+    * the reader thread (``sipflow-agent-reader``) only turns socket lines into queued
+      requests and wakes the main thread;
+    * ``post()`` hands facts over from other threads (pjmedia's EOF) and wakes it too;
+    * replies and events go out through one ordered outbox, flushed by the main thread, so
+      what happened during a request precedes its reply;
+    * every string leaving the agent is made encodable first (SWIG hands peer text with
+      surrogate escapes, which JSON cannot encode).
+
+    Waking: the main thread blocks in pjsip's ioqueue, so a wake-up must be I/O there. The
+    pjsua2 side registers ``wake_address``: a UDP transport of its own on loopback that
+    only receives these 1-byte datagrams (pjsip drops packets ≤ 32 bytes without a log
+    line). It does not depend on the SIP transports (TCP/TLS-only agents wake the same way).
+    """
 
     def __init__(self, sock: socket.socket, on_orphaned: Callable[[], None]) -> None:
         self.sock = sock
@@ -97,7 +101,7 @@ class Channel:
         self.posted: "queue.SimpleQueue[tuple[str, Any]]" = queue.SimpleQueue()
         self.outbox: list[dict[str, Any]] = []
         self.on_orphaned = on_orphaned
-        #: filled in by the endpoint module before the reader starts (see module doc)
+        #: set by the pjsua2 side before the reader starts: where wake-up datagrams go
         self.wake_address: tuple[str, int] | None = None
         self._waker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._reader: threading.Thread | None = None
@@ -161,7 +165,7 @@ class Channel:
                 return items
 
     def wake(self) -> None:
-        """End the main thread's ``libHandleEvents`` wait now (see module doc)."""
+        """End the main thread's ``libHandleEvents`` wait now (see ``Channel``)."""
         addr = self.wake_address
         if addr is not None:
             try:

@@ -1,8 +1,7 @@
-"""JSON-lines framing shared by the agent client (pytest side) and server (child).
+"""JSON-lines framing shared by the agent client (pytest side) and the agent (child).
 
-One JSON object per ``\\n``-terminated UTF-8 line, in both directions, over an
-AF_UNIX stream socket. Kept dependency-free so both sides can import it: the
-client must never pull in pjsua2, the server must never pull in pytest.
+One JSON object per ``\n``-terminated UTF-8 line, both ways, over an AF_UNIX stream
+socket. Dependency-free, so the client never pulls in pjsua2 and the agent never pytest.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.settings import EngineSettings, TlsSettings
 from ..sip import TRANSPORT_PORTS
-from .phone import StepFailed
+from ..sip.address import split_host_port
+from .failures import StepFailed
+from .settings import EngineSettings, TlsSettings
 
 
 @dataclass(frozen=True)
@@ -68,18 +69,6 @@ def unregister_trouble(reset_reply: dict[str, Any]) -> str | None:
     return str(error) if error else None
 
 
-def split_host_port(text: str) -> tuple[str, int | None]:
-    """``host``, ``host:port`` or ``[v6]:port``; a bad port is a ValueError."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else None
-    if text.count(":") == 1:
-        host, port = text.split(":")
-        return host, int(port)
-    return text, None
-
-
 def account_from(user: str, settings: EngineSettings, *, registrar: str | None = None,
                  port: int | str | None = None, transport: str | None = None,
                  username: str | None = None, password: str | None = None,
@@ -121,7 +110,7 @@ def account_from(user: str, settings: EngineSettings, *, registrar: str | None =
 def account_for(user: str, data: Any, settings: EngineSettings) -> Account | None:
     """The account of a scenario instance, or None in local mode.
 
-    ``data`` is the instance's :class:`~pytest_sipflow.schema.SipInstanceData`; its keys win
+    ``data`` is the instance's :class:`~pytest_sipflow.format.schema.SipInstanceData`; its keys win
     over the run's options (a ``pbxTransport`` written in the file also with the option's
     registrar).
     """

@@ -12,14 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .failures import AgentDied
+
 RETIRED = "\0retired"  # key of a call whose key was taken over by a transfer/replace
-
-
-class AgentDied(Exception):
-    def __init__(self, returncode: int | None, stderr: list[str]) -> None:
-        self.returncode = returncode
-        self.stderr = stderr
-        super().__init__(f"agent process died (exit code {returncode})")
 
 
 class Interrupted(Exception):

@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol
 
 from ..agent.client import AgentCrashed, AgentError
-from ..sip.checks import HeaderCheck, check_headers
 from ..sip.message import SipMessage
-from .mailbox import AgentDied, Event, Mailbox
-from .trace import DESCRIBES, completing_message, failure_lines, last_received
+from .expect import Checks, assert_headers, codec_matches, final_reply
+from .expect import in_ms as _ms
+from .failures import AgentDied, StepFailed
+from .mailbox import Event, Mailbox
+from .trace import DESCRIBES, completing_message, last_received
 
 #: A step's own default when the caller gives no timeout (seconds).
 REQUEST_TIMEOUT_S = 5.0
@@ -43,30 +45,6 @@ class AgentLike(Protocol):
     def stderr_tail(self, n: int = 20) -> list[str]: ...
 
 
-class StepFailed(Exception):
-    """A call step did not do what it should; ``timed_out`` when nothing came in time."""
-
-    def __init__(self, reason: str, expected: str | None = None, actual: str | None = None,
-                 detail: Sequence[str] = (), timed_out: bool = False) -> None:
-        self.reason, self.expected, self.actual = reason, expected, actual
-        self.detail = tuple(detail)
-        self.timed_out = timed_out
-        super().__init__(reason)
-
-    def render(self) -> str:
-        """Reason with the expected/actual lines, as an assertion message."""
-        lines = [self.reason]
-        if self.expected is not None or self.actual is not None:
-            lines.append(f"  expected: {self.expected if self.expected is not None else '-'}")
-            lines.append(f"  actual:   {self.actual if self.actual is not None else '-'}")
-        lines += [f"  {line}" for line in self.detail]
-        return "\n".join(lines)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:g} ms"
-
-
 def _left(end: float) -> float:
     return max(0.0, end - time.monotonic())
 
@@ -75,24 +53,11 @@ def status_text(ev: Event) -> str:
     return f"{ev.raw.get('code')} {ev.raw.get('reason', '')}".strip()
 
 
-#: Header checks: compiled (schema, ``sip.checks.compile_checks``) or a raw §4.9 spec.
-Checks = Sequence[HeaderCheck] | Mapping[str, object]
-
-
 def _with_headers(args: dict[str, Any], headers: Mapping[str, str] | None) -> dict[str, Any]:
     """``args`` plus ``headers`` for the agent, only when there are some."""
     if headers:
         args["headers"] = dict(headers)
     return args
-
-
-def codec_matches(expected: str, actual: str | None) -> bool:
-    """``PCMA`` equals ``pcma`` and ``PCMA/8000``: the name decides, a clock rate if given."""
-    if not actual:
-        return False
-    want, _, rate = expected.strip().lower().partition("/")
-    name, _, got_rate = actual.lower().partition("/")
-    return want == name and (not rate or not got_rate or rate == got_rate)
 
 
 class Phone:
@@ -172,11 +137,13 @@ class Phone:
 
     # -- commands -----------------------------------------------------------------------
 
-    def dial(self, key: str, uri: str, headers: Mapping[str, str] | None = None) -> str:
-        """Send the INVITE; the call is bound to ``key`` at once. Returns its handle."""
-        self.free_key(key)
+    def dial(self, key: str | None, uri: str, headers: Mapping[str, str] | None = None) -> str:
+        """Send the INVITE; the call is bound to ``key`` (None: its own handle) at once.
+        Returns its handle."""
+        if key is not None:
+            self.free_key(key)
         handle = str(self.request("make_call", target=uri, headers=dict(headers or {}))["call"])
-        self.box.bind(handle, key)
+        self.box.bind(handle, handle if key is None else key)
         return handle
 
     def final_response(self, handle: str, timeout: float) -> Event:
@@ -210,6 +177,16 @@ class Phone:
                              expected=f"final response {expected}", actual=status)
         self.assert_headers(message, checks, DESCRIBES["final"])
         return status
+
+    def expect_rejected(self, handle: str, code: int | None, timeout: float) -> int:
+        """The INVITE's final error response: any non-2xx, or exactly ``code``."""
+        ev = self.final_response(handle, timeout)
+        got = int(ev.raw.get("code") or 0) if ev.type == "disconnected" else 200
+        if ev.type == "confirmed" or (code is not None and got != code):
+            raise StepFailed(f"call {handle} ended otherwise",
+                             expected=str(code or "a non-2xx final response"),
+                             actual=f"{got} {ev.raw.get('reason', '')}".strip())
+        return got
 
     def hang_up_quietly(self, handle: str, timeout: float) -> None:
         """Release a call the step does not want; its own outcome is already decided."""
@@ -289,8 +266,8 @@ class Phone:
             {"call": self.handle(key), "digits": digits, "method": method,
              "interval_ms": int(interval_ms)}, headers))
 
-    def play(self, key: str, path: Path, timeout: float) -> None:
-        """Play a WAV file into the call, to its end."""
+    def play(self, key: str, path: Path, timeout: float, wait: bool = True) -> None:
+        """Play a WAV file into the call; with ``wait``, to its end."""
         handle = self.handle(key)
         try:
             with open(path, "rb"):
@@ -299,15 +276,17 @@ class Phone:
             raise StepFailed(f"cannot play {path}: {exc.strerror or exc}",
                              expected="a readable WAV file", actual=str(path)) from None
         play = self.request("play", call=handle, path=str(path)).get("play")
-        self.wait_for(lambda e: e.type == "play_done" and e.call == handle
-                      and e.raw.get("play", play) == play, timeout,
-                      f"{path.name} did not finish playing within {_ms(timeout)}", "end of file")
+        if wait:
+            self.wait_for(lambda e: e.type == "play_done" and e.call == handle
+                          and e.raw.get("play", play) == play, timeout,
+                          f"{path.name} did not finish playing within {_ms(timeout)}",
+                          "end of file")
 
     def register(self, expected: int | None, headers: Mapping[str, str] | None,
                  timeout: float, checks: Checks = ()) -> dict[str, Any]:
         """REGISTER now: 2xx, or exactly ``expected`` (a 401/403 proves a refusal)."""
         reply = self.transaction("register", timeout, headers=dict(headers or {}))
-        self._final("REGISTER", reply, expected)
+        final_reply("REGISTER", reply, expected)
         if checks:  # the reply follows the response's trace record: it is in the mailbox
             message = completing_message(self.box.sip_records(), None, "register")
             self.assert_headers(message, checks, DESCRIBES["register"])
@@ -315,25 +294,14 @@ class Phone:
 
     def unregister(self, timeout: float) -> dict[str, Any]:
         """REGISTER with Expires: 0, answered with 2xx."""
-        return self._final("un-REGISTER", self.transaction("unregister", timeout), None)
+        return final_reply("un-REGISTER", self.transaction("unregister", timeout), None)
 
     def send_message(self, uri: str, body: str, content_type: str,
                      headers: Mapping[str, str] | None, timeout: float) -> dict[str, Any]:
         """A pager-mode MESSAGE, answered with 2xx."""
         reply = self.transaction("send_message", timeout, target=uri, body=body,
                                  content_type=content_type, headers=dict(headers or {}))
-        return self._final("MESSAGE", reply, None)
-
-    @staticmethod
-    def _final(what: str, reply: dict[str, Any], expected: int | None) -> dict[str, Any]:
-        code = int(reply.get("code") or 0)
-        status = f"{code} {reply.get('reason') or ''}".strip()
-        ok = code == expected if expected is not None else 200 <= code < 300
-        if not ok:
-            want = str(expected) if expected is not None else "2xx"
-            raise StepFailed(f"{what} answered {status}, expected {want}",
-                             expected=f"{want} to {what}", actual=status)
-        return reply
+        return final_reply("MESSAGE", reply, None)
 
     # -- events -------------------------------------------------------------------------
 
@@ -429,20 +397,6 @@ class Phone:
                              actual=str(codec or "no codec reported"))
         return ev
 
-    def expect_nothing(self, match: Callable[[Event], bool], timeout: float, what: str) -> None:
-        """A negative check (``absent: true``): nothing ``match`` accepts may arrive within
-        ``timeout`` — counting one that was already waiting when the check started."""
-        start = time.monotonic()
-        ev = self.box.take(match, timeout, consume=False)
-        if ev is None:
-            return
-        ms = (ev.t - start) * 1000.0
-        when = (f"{ms:.0f} ms after the node started" if ms >= 0
-                else f"{-ms:.0f} ms before the node started")
-        raise StepFailed(f"{what} happened but must not: {ev.describe()}, {when}",
-                         expected=f"no {what} within {_ms(timeout)}",
-                         actual=f"{ev.describe()} at {when}")
-
     # -- SIP messages and header checks -------------------------------------------------
 
     def message_of(self, ev: Event, kind: str) -> SipMessage | None:
@@ -460,18 +414,4 @@ class Phone:
         if checks:
             self.assert_headers(self.message_of(ev, kind), checks, DESCRIBES[kind])
 
-    @staticmethod
-    def assert_headers(message: SipMessage | None, checks: Checks, what: str) -> None:
-        """Fail with every failed check as expected/actual (the one failure text of the
-        scenario nodes and the Python API)."""
-        if not checks:
-            return
-        if message is None:
-            raise StepFailed(f"no received {what} to check headers on",
-                             expected=f"a received {what}", actual="no such SIP message")
-        failures = check_headers(message, checks)
-        if failures:
-            expected, actual = failure_lines(failures)
-            count = "a header check" if len(failures) == 1 else f"{len(failures)} header checks"
-            raise StepFailed(f"{count} failed on {message.start_line}",
-                             expected=expected, actual=actual)
+    assert_headers = staticmethod(assert_headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .phone import StepFailed
+from .failures import StepFailed
 
 
 class Directory:

@@ -1,11 +1,8 @@
 """Which received SIP message completed an event: the source of every header check.
 
-Agent events stay small (``incoming``, ``ringing``, …: a handle and a few fields); the
-whole messages are in the instance's SIP trace (``sip`` records), which the agent emits
-*before* the event a message causes. So the message that completed an event is the last
-received record of the right shape for that call among the records that arrived before
-the event (the mailbox remembers how many that were: ``Event.sip_mark``). Pure: records
-in, a parsed message out; no agent, no clock.
+The agent emits a message's ``sip`` record *before* the event it causes, so the completing
+message is the last received record of the right shape for that call before the event
+(``Event.sip_mark``). Pure: records in, a parsed message out; no agent, no clock.
 """
 
 from __future__ import annotations

@@ -15,17 +15,18 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from ..core.account import (Account, account_for, registration_failure, tls_args,
-                            unregister_trouble)
-from ..core.mailbox import AgentDied, Interrupted, Mailbox
-from ..core.phone import AgentLike, Phone, StepFailed
+from ..core.account import Account, account_for
+from ..core.failures import AgentDied, StepFailed
+from ..core.lifecycle import send_configure, send_reset, wait_configured, wait_reset
+from ..core.mailbox import Interrupted, Mailbox
+from ..core.phone import AgentLike, Phone
+from ..core.settings import EngineSettings
 from ..core.targets import Directory, resolve
-from ..graph import Graph, Step
 from ..errors import SipflowWarning
+from ..format.graph import Graph, Step
 from .events import ActionLogEvent, ExecutionEvent, Listener, NodeStateEvent, ScenarioStateEvent
-from .nodes import ABSENT, HANDLERS, NodeContext, run_absent
+from .nodes import HANDLERS, NodeContext, run_absent
 from .result import Failure, NodeRun, ScenarioResult
-from .settings import EngineSettings
 
 __all__ = ["AgentProvider", "EngineSettings", "ScenarioRun", "run_scenario"]
 
@@ -118,24 +119,20 @@ class ScenarioRun:
         for inst in instances:  # every agent configures (and registers) at once
             data = inst.data
             account = account_for(data.dn or inst.id, data, self.settings)
-            args: dict[str, Any] = dict(dn=data.dn or inst.id, display=data.label or inst.id,
-                                        codecs=list(data.codecs), auto_ringing=data.auto_ringing)
             if account is not None:
                 self._accounts[inst.id] = account
-                args.update(account.agent_args(), tls=tls_args(self.settings.tls),
-                            timeout=self.settings.register_timeout_s)
             try:
-                replies[inst.id] = self._phones[inst.id].send("configure", **args)
+                replies[inst.id] = send_configure(
+                    self._phones[inst.id], self.settings, account, dn=data.dn or inst.id,
+                    display=data.label or inst.id, codecs=data.codecs,
+                    auto_ringing=data.auto_ringing)
             except AgentDied as exc:
                 raise self._died(inst.id, exc) from None
-        limit = self.settings.request_timeout_s + self.settings.register_timeout_s
         for inst in instances:
             phone = self._phones[inst.id]
             account = self._accounts.get(inst.id)
             try:
-                reply = phone.wait_reply("configure", replies[inst.id], limit)
-            except StepFailed as exc:
-                raise self._setup_failed(inst.id, account, exc) from None
+                reply = wait_configured(phone, replies[inst.id], self.settings, account)
             except AgentDied as exc:
                 raise self._died(inst.id, exc) from None
             dn = inst.data.dn or inst.id
@@ -154,35 +151,15 @@ class ScenarioRun:
         for name, uri in self.peers.items():
             self._directory.add(uri, name)
 
-    def _setup_failed(self, instance: str, account: Account | None, exc: StepFailed) -> StepFailed:
-        """Set-up failures name the instance and, in real mode, the registrar (§4.8)."""
-        if account is not None:
-            return registration_failure(instance, account, exc.reason, exc.timed_out)
-        agent_text = exc.reason.removeprefix("configure failed: ").removeprefix("configure: ")
-        return StepFailed(f"could not configure the agent of instance {instance!r}: "
-                          f"{agent_text}", detail=self._phones[instance].agent.stderr_tail())
-
     def _finish(self) -> None:
         self.result.call_keys = {i: p.box.bound_keys() for i, p in self._phones.items()}
         for agent in self._agents.values():
             agent.set_event_sink(None)
         healthy = dict.fromkeys(self._agents, False)
-        resets = {}
-        for inst_id, phone in self._phones.items():  # all agents reset at once
-            try:
-                resets[inst_id] = phone.send("reset",
-                                             unregister_timeout=self.settings.register_timeout_s)
-            except AgentDied:
-                pass
-        limit = self.settings.request_timeout_s + self.settings.register_timeout_s
+        resets = {i: send_reset(p, self.settings) for i, p in self._phones.items()}  # at once
         late: list[str] = []
         for inst_id, reply in resets.items():
-            try:
-                done = self._phones[inst_id].wait_reply("reset", reply, limit)
-                healthy[inst_id] = True
-            except (StepFailed, AgentDied):
-                continue
-            trouble = unregister_trouble(done)
+            healthy[inst_id], trouble = wait_reset(self._phones[inst_id], reply, self.settings)
             if trouble:  # the test is over: a failed un-REGISTER is worth a warning only
                 message = f"instance {inst_id!r}: un-REGISTER at clean-up failed: {trouble}"
                 self._log(None, inst_id, message, "warning")
@@ -368,11 +345,9 @@ class ScenarioRun:
         return True
 
     def _execute(self, step: Step) -> str:
-        handler = HANDLERS.get(step.name)
-        if step.kind == "event" and getattr(step.data, "absent", False) and step.name in ABSENT:
+        handler = HANDLERS[type(step.data)]
+        if getattr(step.data, "absent", False):
             handler = run_absent
-        if handler is None:
-            raise StepFailed(f"{step.name} is not supported yet by this version of pytest-sipflow")
         try:
             return handler(self._context(step), step.data)
         except AgentDied as exc:

@@ -1,12 +1,7 @@
 """An HTML fragment for an item: an inline SVG ladder and the full SIP trace.
 
-Meant for pytest-html's extras (``extras.html(fragment)``), but pytest-html is not imported
-here nor a dependency: the fragment is plain, self-contained markup (no script, no external
-style, no ids, so several items' fragments can share a page). The SVG follows the text
-ladder's layout (``ladder.build_ladder``): a column per instance and foreign party, one
-arrow per wire message with its ms offset, Call-ID groups with the instances' callId
-keys, the last N messages with a note of how many were left out. Every text is escaped;
-secrets are masked before escaping.
+Meant for pytest-html's extras, but neither imports it nor needs it: the fragment is plain,
+self-contained markup, so several items' fragments can share a page.
 """
 
 from __future__ import annotations
@@ -30,7 +25,16 @@ def render_html(records: Iterable[SipRecord | Mapping[str, Any]], title: str, *,
                 parties: Mapping[str, str] | None = None,
                 instances: Sequence[str] | None = None,
                 last: int | None = 200, secrets: Iterable[str] = ()) -> str:
-    """``<div class="sipflow-report">`` with a heading, the SVG ladder and the trace."""
+    """``<div class="sipflow-report">`` with a heading, the SVG ladder and the trace.
+
+    Meant for pytest-html's extras (``extras.html(fragment)``), but pytest-html is not imported
+    here nor a dependency: the fragment is plain, self-contained markup (no script, no external
+    style, no ids, so several items' fragments can share a page). The SVG follows the text
+    ladder's layout (``ladder.build_ladder``): a column per instance and foreign party, one
+    arrow per wire message with its ms offset, Call-ID groups with the instances' callId
+    keys, the last N messages with a note of how many were left out. Every text is escaped;
+    secrets are masked before escaping.
+    """
     secrets = list(secrets)
     recs = [r.masked(secrets) for r in as_records(records)]
     ladder = build_ladder(recs, call_keys=call_keys, parties=parties, instances=instances,

@@ -1,27 +1,7 @@
 """A text ladder of an item's SIP messages, like sngrep's call flow, for failure reports.
 
-Layout (``render_ladder``)::
-
-                  alice                         bob
-         ms         |                             |
-    --- alice 'call-1', bob 'call-1' (Call-ID 4f1c9e0d@127.0.0.1) ---
-          0         |-----------INVITE----------->|
-          1         |<--------100 Trying----------|
-
-* one column per instance (in ``instances`` order, else first seen), then one per foreign
-  party: an address no instance owns, named by ``parties`` ({"ip:port" or "ip": name}),
-  else shown as ``ip:port``;
-* one arrow per message on the wire (``wire_messages``: A's send and B's receive of one
-  message are drawn once), labelled with the method or the status line, and the offset
-  in ms from the item's first message;
-* messages grouped by SIP Call-ID (groups in order of their first message, time order
-  inside), each group headed by the instances' ``callId`` keys from ``call_keys``
-  ({(instance, sip_call_id): key});
-* at most the ``last`` messages, with a line saying how many earlier ones were left out;
-* ASCII only, fits ``width`` columns (100) for up to 3 parties at full spacing and up to 7
-  at the narrowest; labels and names are cut with ``..``.
-
-``build_ladder`` gives the same layout as data, for other renderers (the HTML SVG).
+It shows at a glance which message went where and when (``render_ladder``); ``build_ladder``
+gives the same layout as data for other renderers (the HTML SVG).
 """
 
 from __future__ import annotations
@@ -29,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from .trace import SipRecord, as_records, mask_secrets, split_address, wire_messages
+from ..sip.address import split_address
+from .trace import SipRecord, as_records, mask_secrets, wire_messages
 
 MARGIN = 9  # the ms column and its gap
 MIN_SPACING, MAX_SPACING = 12, 30
@@ -81,7 +62,7 @@ def build_ladder(records: Iterable[SipRecord | Mapping[str, Any]], *,
                  parties: Mapping[str, str] | None = None,
                  instances: Sequence[str] | None = None,
                  last: int | None = None) -> Ladder:
-    """Columns, Call-ID groups and arrows of the ladder (see the module docstring)."""
+    """Columns, Call-ID groups and arrows of the ladder (layout at ``render_ladder``)."""
     records = as_records(records)
     wire = wire_messages(records)
     owner: dict[str, str] = {}
@@ -129,7 +110,27 @@ def render_ladder(records: Iterable[SipRecord | Mapping[str, Any]], *,
                   instances: Sequence[str] | None = None,
                   last: int | None = 50, width: int = 100,
                   secrets: Iterable[str] = ()) -> str:
-    """The text ladder of the records (module docstring), secrets masked."""
+    """The text ladder of the records, secrets masked. Layout::
+
+                      alice                         bob
+             ms         |                             |
+        --- alice 'call-1', bob 'call-1' (Call-ID 4f1c9e0d@127.0.0.1) ---
+              0         |-----------INVITE----------->|
+              1         |<--------100 Trying----------|
+
+    * one column per instance (in ``instances`` order, else first seen), then one per foreign
+      party: an address no instance owns, named by ``parties`` ({"ip:port" or "ip": name}),
+      else shown as ``ip:port``;
+    * one arrow per message on the wire (``wire_messages``: A's send and B's receive of one
+      message are drawn once), labelled with the method or the status line, and the offset
+      in ms from the item's first message;
+    * messages grouped by SIP Call-ID (groups in order of their first message, time order
+      inside), each group headed by the instances' ``callId`` keys from ``call_keys``
+      ({(instance, sip_call_id): key});
+    * at most the ``last`` messages, with a line saying how many earlier ones were left out;
+    * ASCII only, fits ``width`` columns (100) for up to 3 parties at full spacing and up to 7
+      at the narrowest; labels and names are cut with ``..``.
+    """
     ladder = build_ladder(records, call_keys=call_keys, parties=parties,
                           instances=instances, last=last)
     return mask_secrets(format_ladder(ladder, width), secrets)

@@ -1,20 +1,7 @@
 """A classic .pcap of an item's SIP messages, for Wireshark, ``tshark`` and ``sngrep -I``.
 
-Rebuilt from the trace, not captured: each message on the wire once (``wire_messages``),
-with its real addresses, ports and wall-clock timestamp, as Ethernet frames (linktype 1,
-zero MAC addresses) carrying IPv4 or IPv6:
-
-* UDP: one datagram per message;
-* TCP: one segment per message (PSH|ACK, no handshake), sequence numbers counted per
-  direction of each address pair so Wireshark reassembles streams;
-* TLS: the **decrypted** SIP text as plain TCP to and from the TLS port (5061 usually).
-  Wireshark then shows "SIP" where the wire had TLS records; on the standard port it may
-  try TLS first: use *Decode As… → SIP* if it does.
-
-A host that is not an IP address (a name) is written as a TEST-NET address (192.0.2.x,
-one per name, in order of appearance). Secrets are masked in the payload bytes (so a
-masked message may be shorter than the one sent). Packets are built with ``dpkt``,
-imported on first use so nothing is loaded unless a pcap is written.
+Rebuilt from the trace, not captured, so it needs no privileges and shows decrypted TLS
+(details at ``pcap_bytes``). ``dpkt`` is imported only when a pcap is written.
 """
 
 from __future__ import annotations
@@ -24,14 +11,32 @@ import ipaddress
 import os
 from typing import IO, Any, Iterable, Mapping
 
-from .trace import SipRecord, split_address, wire_messages
+from ..sip.address import split_address
+from .trace import SipRecord, wire_messages
 
 ZERO_MAC = b"\x00" * 6
 
 
 def pcap_bytes(records: Iterable[SipRecord | Mapping[str, Any]],
                secrets: Iterable[str] = ()) -> bytes:
-    """The whole .pcap file as bytes."""
+    """The whole .pcap file as bytes.
+
+    Rebuilt from the trace, not captured: each message on the wire once (``wire_messages``),
+    with its real addresses, ports and wall-clock timestamp, as Ethernet frames (linktype 1,
+    zero MAC addresses) carrying IPv4 or IPv6:
+
+    * UDP: one datagram per message;
+    * TCP: one segment per message (PSH|ACK, no handshake), sequence numbers counted per
+      direction of each address pair so Wireshark reassembles streams;
+    * TLS: the **decrypted** SIP text as plain TCP to and from the TLS port (5061 usually).
+      Wireshark then shows "SIP" where the wire had TLS records; on the standard port it may
+      try TLS first: use *Decode As… → SIP* if it does.
+
+    A host that is not an IP address (a name) is written as a TEST-NET address (192.0.2.x,
+    one per name, in order of appearance). Secrets are masked in the payload bytes (so a
+    masked message may be shorter than the one sent). Packets are built with ``dpkt``,
+    imported on first use so nothing is loaded unless a pcap is written.
+    """
     out = io.BytesIO()
     write_pcap(records, out, secrets)
     return out.getvalue()

@@ -1,39 +1,8 @@
 """One JSON document per item: the run history SIPFLOW itself never stored.
 
-Shape (version 1; a new key may be added without a version change, a key is never
-renamed, removed or retyped without one)::
-
-    {
-      "version": 1,                      # integer, this shape
-      "item": "scenarios/busy.sipflow.json::Bob is busy",   # pytest node id
-      "scenario": "Bob is busy",         # scenario name
-      "outcome": "passed" | "failed" | "skipped" | "error",
-      "duration": 1.234,                 # seconds (the scenario's run, or pytest's if given)
-      "state": "completed" | "failed" | "stopped" | "running",   # the scenario's end state
-      "failure": null | {"reason": str, "node": str|null, "instance": str|null,
-                         "name": str|null, "expected": str|null, "actual": str|null,
-                         "detail": [str]},
-      "paths": {instance: [node id, ...]},     # what each instance's chain ran, in order
-      "nodes": {node id: {
-          "state": "pending"|"running"|"completed"|"failed"|"cancelled"|"skipped",
-          "started": float|null,         # seconds since the scenario started
-          "ended": float|null,
-          "message": str,                # the node's outcome text
-          "instance": str, "kind": "command"|"event", "name": str, "callId": str}},
-      "events": [                        # SIPFLOW's execution events, in order
-          {"type": "node-state", "scenario", "nodeId", "instanceId", "previousState",
-           "newState", "timestamp"},
-          {"type": "action-log", "scenario", "nodeId", "instanceId", "message", "level",
-           "timestamp", "sipMessage", "direction", "sipText"},   # the last three: null
-                                         # unless level "sip"; direction "sent"|"received"
-          {"type": "scenario-state", "scenario", "state", "timestamp", "message"}],
-      "messages": [                      # SipRecord dicts (see reporting.trace), time order
-          {"dir", "t", "transport", "local", "remote", "text", "raw", "summary", "call",
-           "sip_call_id", "instance"}]
-    }
-
-Every string in the document has the secrets masked (``*****``), and the messages' raw
-bytes too. Event timestamps and message ``t`` are wall-clock epoch seconds.
+The shape (version 1) is documented in docs/results-json.md: a new key may come without a
+version change, a key is never renamed, removed or retyped without one. Every string, and
+the messages' raw bytes, have the secrets masked.
 """
 
 from __future__ import annotations
@@ -52,7 +21,7 @@ VERSION = 1
 def result_document(result: ScenarioResult, item: str, *, outcome: str | None = None,
                     duration: float | None = None, secrets: Iterable[str] = (),
                     records: Iterable[SipRecord] | None = None) -> dict[str, Any]:
-    """The JSON-safe document of one item (shape in the module docstring).
+    """The JSON-safe document of one item (shape in docs/results-json.md).
 
     ``records``: the messages already read into records (the plugin adapts older agents'
     events); default ``result.sip_messages``."""

@@ -1,14 +1,7 @@
 """The SIP trace of an item: one ``SipRecord`` per message an agent sent or received.
 
-The record dict (JSON-safe, what crosses xdist and lands in the JSON results) is::
-
-    {"dir": "tx"|"rx", "t": epoch seconds, "transport": "UDP"|"TCP"|"TLS",
-     "local": "127.0.0.1:5060", "remote": "127.0.0.1:5062", "text": decoded message,
-     "raw": base64 of the exact bytes, "summary": start line, "call": agent handle or None,
-     "sip_call_id": str or None, "instance": scenario instance id}
-
-``render_trace`` is the full text trace (every record, both sides); ``wire_messages``
-turns both sides' records into what was on the wire once (the ladder and the pcap).
+Records are plain JSON-safe data, so they cross xdist and land in the JSON results;
+``wire_messages`` turns both sides' records into what was on the wire once.
 """
 
 from __future__ import annotations
@@ -17,10 +10,11 @@ import base64
 import binascii
 from collections import defaultdict
 from dataclasses import dataclass, replace
-import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
+
+from ..sip.message import parse
 
 MASK = "*****"
 EPOCH_2001 = 978307200.0  # a record time below this is a monotonic clock, not epoch seconds
@@ -28,7 +22,18 @@ EPOCH_2001 = 978307200.0  # a record time below this is a monotonic clock, not e
 
 @dataclass(frozen=True)
 class SipRecord:
-    """One SIP message as one agent saw it (``direction`` is the dict's ``dir``)."""
+    """One SIP message as one agent saw it (``direction`` is the dict's ``dir``).
+
+    The record dict (JSON-safe, what crosses xdist and lands in the JSON results) is::
+
+        {"dir": "tx"|"rx", "t": epoch seconds, "transport": "UDP"|"TCP"|"TLS",
+         "local": "127.0.0.1:5060", "remote": "127.0.0.1:5062", "text": decoded message,
+         "raw": base64 of the exact bytes, "summary": start line, "call": agent handle or None,
+         "sip_call_id": str or None, "instance": scenario instance id}
+
+    ``render_trace`` is the full text trace (every record, both sides); ``wire_messages``
+    turns both sides' records into what was on the wire once (the ladder and the pcap).
+    """
 
     direction: str  # "tx" | "rx"
     t: float  # wall clock, epoch seconds
@@ -73,7 +78,7 @@ class SipRecord:
             "transport": data.get("transport") or peer_transport or "UDP",
             "local": data.get("local") or own_address,
             "remote": data.get("remote") or peer_address,
-            "sip_call_id": data.get("sip_call_id") or header_value(text, "Call-ID", "i"),
+            "sip_call_id": data.get("sip_call_id") or parse(text).call_id,
             "text": text})
 
     def as_dict(self) -> dict[str, Any]:
@@ -120,14 +125,6 @@ def as_records(records: Iterable[SipRecord | Mapping[str, Any]]) -> list[SipReco
     return sorted(out, key=lambda r: r.t)
 
 
-def header_value(text: str, name: str, compact: str = "") -> str | None:
-    """The first value of header ``name`` (or its compact form) in a SIP message's head."""
-    names = "|".join(re.escape(n) for n in (name, compact) if n)
-    head = text.replace("\r\n", "\n").split("\n\n", 1)[0]
-    match = re.search(rf"^(?:{names})[ \t]*:[ \t]*(.*?)[ \t]*$", head, re.I | re.M)
-    return match.group(1) if match and match.group(1) else None
-
-
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
     """Replace every occurrence of every non-empty secret by ``*****``; nothing else.
 
@@ -140,17 +137,6 @@ def mask_secrets(text: str, secrets: Iterable[str]) -> str:
 
 def _secrets(secrets: Iterable[str]) -> list[str]:
     return sorted({s for s in secrets if s}, key=len, reverse=True)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``"ip:port"`` or ``"[v6]:port"`` -> (host, port); port 0 when there is none."""
-    if address.startswith("["):
-        host, _, rest = address[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 0
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or ":" in host:
-        return address, 0
-    return host, int(port)
 
 
 def wire_messages(records: Iterable[SipRecord | Mapping[str, Any]]) -> list[SipRecord]:

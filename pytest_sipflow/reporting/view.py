@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..sip.address import split_address
 from .ladder import render_ladder
 from .results_json import file_name, result_document, write_result_json
-from .trace import SipRecord, mask_secrets, render_trace, split_address
+from .trace import SipRecord, mask_secrets, render_trace
 
 if TYPE_CHECKING:
     from ..engine.result import ScenarioResult
-    from ..graph import Graph
+    from ..format.graph import Graph
 
 
 @dataclass(frozen=True)

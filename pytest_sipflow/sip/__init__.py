@@ -14,3 +14,9 @@ DTMF_DIGITS = "0123456789*#ABCD"
 
 #: Transports an instance may use, with their default server ports.
 TRANSPORT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061}
+
+#: Codecs an instance offers when it names none (scenario files, ``sip_instance``, agents).
+DEFAULT_CODECS = ("PCMU", "PCMA")
+
+#: Keys whose values are secrets: masked in agent logs, never echoed in a format error.
+SECRET_KEYS = frozenset({"password", "key_password", "passwd", "secret"})

@@ -1,21 +1,7 @@
 """Header checks of scenario-format §4.9: ``expectHeaders`` against one SIP message.
 
-A check spec (the JSON value under a header name) is one of
-
-* a string: a regular expression that ``re.search`` must find in a value of the header;
-* ``{"absent": true}``: the header must not be in the message (``{"absent": false}``: it
-  must be there, whatever its value);
-* ``{"notMatch": "regex"}``: no value of the header may contain the expression (a missing
-  header passes).
-
-A header that appears several times passes a regex check when *any* value matches; it
-fails ``notMatch`` when any value matches and ``absent`` when present at all. The name
-``Request-URI`` checks the request line's URI (and fails on a response).
-
-Build the checks once, at collection (``compile_checks`` raises ``ValueError`` naming the
-header for a bad spec or regex), then run ``check_headers`` on each message. The module
-does not parse SIP: the message is anything shaped like ``MessageLike`` (the SIP text
-module's parsed message), which owns case-insensitive names and compact forms.
+One implementation for scenario files and the Python API; compiled once at collection so a
+bad check is a collection error (spec forms at ``compile_checks``). No SIP parsing here.
 """
 
 from __future__ import annotations
@@ -132,7 +118,25 @@ class HeaderCheckError(AssertionError):
 
 
 def compile_checks(spec: Mapping[str, object]) -> tuple[HeaderCheck, ...]:
-    """Compile a whole ``expectHeaders`` object, in its order."""
+    """Compile a whole ``expectHeaders`` object, in its order.
+
+    A check spec (the JSON value under a header name) is one of
+
+    * a string: a regular expression that ``re.search`` must find in a value of the header;
+    * ``{"absent": true}``: the header must not be in the message (``{"absent": false}``: it
+      must be there, whatever its value);
+    * ``{"notMatch": "regex"}``: no value of the header may contain the expression (a missing
+      header passes).
+
+    A header that appears several times passes a regex check when *any* value matches; it
+    fails ``notMatch`` when any value matches and ``absent`` when present at all. The name
+    ``Request-URI`` checks the request line's URI (and fails on a response).
+
+    Build the checks once, at collection (``compile_checks`` raises ``ValueError`` naming the
+    header for a bad spec or regex), then run ``check_headers`` on each message. The module
+    does not parse SIP: the message is anything shaped like ``MessageLike`` (the SIP text
+    module's parsed message), which owns case-insensitive names and compact forms.
+    """
     return tuple(HeaderCheck.parse(name, value) for name, value in spec.items())
 
 

@@ -1,29 +1,14 @@
-"""Real components for testing SIP flows: a Kamailio registrar/proxy the tests can start.
+"""Real components for testing SIP flows: a Kamailio registrar/proxy your tests can start.
 
-Nothing here imports pytest: the classes work in a fixture, a ``conftest.py`` hook, a
-benchmark or a plain script alike.
+No pytest here: the server works in a fixture, a hook, a benchmark or a script. The opt-in
+``kamailio_server`` fixture is in ``pytest_sipflow.testing.fixtures``.
 """
 
 from __future__ import annotations
 
-from pytest_sipflow.testing.kamailio import (
-    KamailioError,
-    KamailioServer,
-    RequestLine,
-    TlsFiles,
-    available,
-    generate_tls_files,
-    kamailio_startup,
-    fixed_accounts,
-)
+from .kamailio import KamailioError, KamailioServer, available
+from .records import RequestLine
+from .tls import TlsFiles, generate_tls_files
 
-__all__ = [
-    "KamailioError",
-    "KamailioServer",
-    "RequestLine",
-    "TlsFiles",
-    "available",
-    "generate_tls_files",
-    "kamailio_startup",
-    "fixed_accounts",
-]
+__all__ = ["KamailioError", "KamailioServer", "RequestLine", "TlsFiles", "available",
+           "generate_tls_files"]

@@ -1,16 +1,9 @@
-"""A real Kamailio registrar + proxy for tests, started and stopped by pid.
+"""A real Kamailio registrar + proxy for tests, started and stopped by its own pid.
 
-Real mode must be tested against a real server, not a mock: ``KamailioServer`` writes
-the configuration shipped next to this module (``kamailio.cfg``, ``tls.cfg``) into a
-work directory with the accounts, ports and certificates of this run, starts
-``kamailio -f CFG -E -DD -P PIDFILE`` in the foreground (its log on stderr, kept in a
-file), waits until UDP, TCP and TLS really answer, and stops it by its own pid.
-
-    with KamailioServer({"1001": "secret1", "1002": "secret2"}) as server:
-        server.registrar("udp")        # "127.0.0.1:15060"
-        ...                            # phones register and call through it
-        server.requests()              # one RequestLine per SIP request it saw
-        server.registrations()         # {"1001": 0}: contacts left after the last REGISTER
+Real mode must be tested against a real server, not a mock: the configuration shipped
+here (``kamailio.cfg``, ``tls.cfg``) is written with this run's accounts, ports and
+certificates, Kamailio runs in the foreground, and ``start()`` returns once UDP, TCP and
+TLS really answer.
 """
 
 from __future__ import annotations
@@ -20,63 +13,30 @@ import os
 import re
 import shutil
 import signal
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_sipflow.ports import worker_index
 from pytest_sipflow.sip import LOOPBACK
 
+from .process import group_pids, terminate_with_parent
+from .readiness import NoFreePorts, options_probe, tcp_probe, pick_ports
+from .records import RequestLine, registrations_in, requests_in
+from .tls import TlsFiles, generate_tls_files
+
 TEMPLATES = Path(__file__).resolve().parent
-#: First UDP/TCP port of worker 0; worker N starts at +10*N, TLS is the port above.
-#: Far from the agents' SIP ports (5060-9999) and below their RTP ports (20000+).
-BASE_PORT = 15060
-PORTS_PER_WORKER = 10
-_FALLBACK_STEP = 500       # further candidates: +500, +1000, ... (still below 20000)
-_FALLBACK_ROUNDS = 8
 _MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/*/kamailio/modules",
                 "/usr/lib/kamailio/modules", "/usr/lib64/kamailio/modules",
                 "/usr/local/lib*/kamailio/modules")
 _NAME = re.compile(r"[A-Za-z0-9._+-]+")
-_REQUEST = re.compile(r"SIPFLOW-REQ method=(\S+) from=(\S*) ruri=(\S*) proto=(\S+) "
-                      r"src=(\S+) callid=(.*)$")
-_REGISTERED = re.compile(r"SIPFLOW-REG aor=(\S+) contacts=(\d+) proto=(\S+) callid=(.*)$")
 TRANSPORTS = ("udp", "tcp", "tls")
 
 
 class KamailioError(RuntimeError):
     """Kamailio could not be started (the message carries the end of its log)."""
-
-
-@dataclass(frozen=True)
-class RequestLine:
-    """One request the server received, parsed from its xlog line (``None`` = absent)."""
-
-    method: str
-    from_user: str | None
-    ruri_user: str | None
-    proto: str          # udp, tcp or tls: the transport it arrived on
-    source: str         # "ip:port" it came from
-    call_id: str
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """Certificates made for one run (PEM paths): nothing secret is ever committed."""
-
-    ca: Path            # the CA that signed the server and client certificates
-    cert: Path          # the server's certificate chain (IP 127.0.0.1 and names)
-    key: Path           # the server's private key
-    client_cert: Path   # a client certificate from the same CA (mutual TLS)
-    client_key: Path
-    wrong_ca: Path      # an unrelated CA: verifying the server with it must fail
 
 
 def _module_dir() -> Path | None:
@@ -101,103 +61,6 @@ def available(tls: bool = True, binary: str = "kamailio") -> str | None:
     except ImportError:
         return "trustme not installed (pip install trustme): TLS test certificates need it"
     return None
-
-
-def fixed_accounts(workers: int = 10, per_worker: int = 9) -> dict[str, str]:
-    """The suite's fixed test accounts: ``10<w><n>`` for worker w, slot n (1001 … 1099).
-
-    Account ``10<w><n>`` has the password of ``100<n>`` so a scenario can write
-    ``"dn": "10${SIPFLOW_WORKER}1", "password": "${PBX_PW_1001}"`` (no nested variables).
-    A password comes from the environment (``PBX_PW_100<n>``) when set there.
-    """
-    accounts = {}
-    for worker in range(workers):
-        for slot in range(1, per_worker + 1):
-            base = f"100{slot}"
-            accounts[f"10{worker}{slot}"] = os.environ.get(f"PBX_PW_{base}", f"pw-{base}-sipflow")
-    return accounts
-
-
-def generate_tls_files(directory: Path, names: tuple[str, ...] = (LOOPBACK, "localhost")
-                       ) -> TlsFiles:
-    """Make a CA, a server and a client certificate, and an unrelated CA, with trustme."""
-    import trustme
-
-    directory.mkdir(parents=True, exist_ok=True)
-    ca, wrong = trustme.CA(organization_name="sipflow test CA"), trustme.CA()
-    server = ca.issue_cert(*dict.fromkeys(names))
-    client = ca.issue_cert("sipflow-client.test")
-    files = TlsFiles(ca=directory / "ca.pem", cert=directory / "server.pem",
-                     key=directory / "server.key", client_cert=directory / "client.pem",
-                     client_key=directory / "client.key", wrong_ca=directory / "wrong-ca.pem")
-    ca.cert_pem.write_to_path(str(files.ca))
-    wrong.cert_pem.write_to_path(str(files.wrong_ca))
-    for cert, pem, key in ((server, files.cert, files.key),
-                           (client, files.client_cert, files.client_key)):
-        pem.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-        cert.private_key_pem.write_to_path(str(key))
-        key.chmod(0o600)
-    return files
-
-
-def _port_free(port: int, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
-
-
-def _ports_free(sip: int, tls: int) -> bool:
-    return (_port_free(sip, socket.SOCK_DGRAM) and _port_free(sip, socket.SOCK_STREAM)
-            and _port_free(tls, socket.SOCK_STREAM))
-
-
-def pick_ports(worker: int | None = None) -> tuple[int, int]:
-    """(UDP/TCP port, TLS port) free now, from this worker's block, else further up."""
-    worker = worker_index() if worker is None else worker
-    first = BASE_PORT + PORTS_PER_WORKER * worker
-    for rnd in range(_FALLBACK_ROUNDS + 1):
-        for offset in range(0, PORTS_PER_WORKER, 2):
-            sip = first + rnd * _FALLBACK_STEP + offset
-            if sip + 1 <= 65535 and _ports_free(sip, sip + 1):
-                return sip, sip + 1
-    raise KamailioError(f"no free port pair for Kamailio from {first} (worker {worker})")
-
-
-def _options_probe(port: int, timeout: float) -> bool:
-    """True when a SIP OPTIONS sent to the UDP port gets any answer."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        sock.settimeout(timeout)
-        local = sock.getsockname()[1]
-        tag = uuid.uuid4().hex[:12]
-        msg = (f"OPTIONS sip:{LOOPBACK}:{port} SIP/2.0\r\n"
-               f"Via: SIP/2.0/UDP {LOOPBACK}:{local};rport;branch=z9hG4bK{tag}\r\n"
-               f"Max-Forwards: 70\r\nFrom: <sip:probe@{LOOPBACK}>;tag={tag}\r\n"
-               f"To: <sip:{LOOPBACK}>\r\nCall-ID: sipflow-probe-{tag}\r\nCSeq: 1 OPTIONS\r\n"
-               f"Content-Length: 0\r\n\r\n")
-        try:
-            sock.sendto(msg.encode(), (LOOPBACK, port))
-            return sock.recv(4096).startswith(b"SIP/2.0 ")
-        except OSError:
-            return False
-
-
-def _tcp_probe(port: int, timeout: float, tls: bool = False) -> bool:
-    """True when the port accepts a connection (and, for TLS, completes a handshake)."""
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
-            if tls:
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                with ctx.wrap_socket(sock):
-                    pass
-        return True
-    except OSError:
-        return False
 
 
 def _check_value(kind: str, value: str) -> None:
@@ -352,17 +215,7 @@ class KamailioServer:
 
     def requests(self, method: str | None = None) -> list[RequestLine]:
         """Requests the server saw (xlog lines), oldest first; probes left out."""
-        found = []
-        for line in self.log_lines():
-            match = _REQUEST.search(line)
-            if match is None or match.group(6).startswith("sipflow-probe-"):
-                continue
-            m, fu, ru, proto, src, cid = match.groups()
-            req = RequestLine(m, None if fu == "<null>" else fu,
-                              None if ru == "<null>" else ru, proto, src, cid)
-            if method is None or req.method == method.upper():
-                found.append(req)
-        return found
+        return requests_in(self.log_lines(), method)
 
     def registrations(self) -> dict[str, int]:
         """AOR user -> contacts it had after its last accepted REGISTER (0: unregistered).
@@ -370,12 +223,7 @@ class KamailioServer:
         Only users that ever registered appear; a test proves nothing was left behind with
         ``not any(server.registrations().values())``.
         """
-        left: dict[str, int] = {}
-        for line in self.log_lines():
-            match = _REGISTERED.search(line)
-            if match is not None:
-                left[match.group(1)] = int(match.group(2))
-        return left
+        return registrations_in(self.log_lines())
 
     def wait_for_request(self, match: Callable[[RequestLine], bool],
                          timeout: float = 5.0) -> RequestLine:
@@ -428,7 +276,10 @@ class KamailioServer:
     def _choose_ports(self) -> None:
         udp, tcp, tls = self._wanted
         if udp is None:
-            udp, auto_tls = pick_ports(self.worker)
+            try:
+                udp, auto_tls = pick_ports(self.worker)
+            except NoFreePorts as exc:
+                raise KamailioError(str(exc)) from None
             tls = tls or auto_tls
         self.udp_port = udp
         self.tcp_port = tcp or udp
@@ -475,7 +326,7 @@ class KamailioServer:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, cwd=work,
                                           start_new_session=True,
-                                          preexec_fn=_terminate_with_parent)
+                                          preexec_fn=terminate_with_parent)
         deadline = began + self.start_timeout
         pending = {"udp", "tcp"} | ({"tls"} if self.tls is not None else set())
         while pending:
@@ -488,11 +339,11 @@ class KamailioServer:
                 self.stop()
                 raise KamailioError(f"kamailio did not answer on {sorted(pending)} within "
                                     f"{self.start_timeout} s:\n" + self._tail())
-            if "udp" in pending and _options_probe(self.udp_port, 0.1):
+            if "udp" in pending and options_probe(self.udp_port, 0.1):
                 pending.discard("udp")
-            if "tcp" in pending and _tcp_probe(self.tcp_port, 0.2):
+            if "tcp" in pending and tcp_probe(self.tcp_port, 0.2):
                 pending.discard("tcp")
-            if "tls" in pending and _tcp_probe(self.tls_port, 0.5, tls=True):
+            if "tls" in pending and tcp_probe(self.tls_port, 0.5, tls=True):
                 pending.discard("tls")
             if pending:
                 time.sleep(0.01)
@@ -522,40 +373,3 @@ class KamailioServer:
             self._save_log()
             self._tempdir.cleanup()
             self._tempdir = None
-
-
-def _terminate_with_parent() -> None:
-    """In the child before exec: SIGTERM when the thread that started it dies (Linux).
-
-    A test process killed outright (SIGKILL, xdist tearing a worker down) then leaves no
-    Kamailio behind. Start servers from a thread that lives as long as they do.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def group_pids(pgid: int) -> list[int]:
-    """Live processes of the group ``pgid`` (a test's proof that nothing was left)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids
-
-
-def kamailio_startup(users: Mapping[str, str] | None = None, **kwargs: Any
-                     ) -> tuple[float, float]:
-    """(start-to-listening, stop) seconds of one throwaway server, for benchmarks."""
-    server = KamailioServer(users or {"1001": "pw-1001-sipflow"}, **kwargs)
-    with server:
-        pass
-    assert server.started_in is not None and server.stopped_in is not None
-    return server.started_in, server.stopped_in

@@ -77,7 +77,7 @@ except OSError:
     _LIBC = None
 
 
-def _die_with_parent() -> None:
+def terminate_with_parent() -> None:
     """In the child before exec: SIGTERM when the thread that started it dies (Linux), so a
     test process killed outright leaves no phone behind."""
     if _LIBC is not None:
@@ -124,7 +124,7 @@ class ForeignProcess:
         self._proc = subprocess.Popen(
             list(argv), stdin=stdin, stdout=self._log_file, stderr=subprocess.STDOUT,
             cwd=self.workdir, env=dict(env) if env is not None else None,
-            start_new_session=True, preexec_fn=_die_with_parent)
+            start_new_session=True, preexec_fn=terminate_with_parent)
         self.pid = self._proc.pid
         return self._proc
 

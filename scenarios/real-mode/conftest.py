@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sipflow.collect import session_key
-from pytest_sipflow.testing import KamailioServer, available, fixed_accounts
-from pytest_sipflow.testing.kamailio import BASE_PORT, PORTS_PER_WORKER
-from pytest_sipflow.ports import worker_index
+from pytest_sipflow.glue.keys import session_key
+from pytest_sipflow.testing import KamailioServer, available
+from support.kamailio import fixed_accounts
+from pytest_sipflow.testing.readiness import BASE_PORT, PORTS_PER_WORKER
+from pytest_sipflow.format.worker import worker_index
 
 HERE = Path(__file__).resolve().parent
 _SERVER = pytest.StashKey[KamailioServer]()

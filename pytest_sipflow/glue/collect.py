@@ -12,18 +12,17 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from .errors import ScenarioFailed, ScenarioFormatError, SipflowError
-from .ports import worker_index
-from .session import SipflowSession
+from ..errors import ScenarioFailed, ScenarioFormatError, SipflowError
+from ..format.worker import worker_index
+from .keys import TRACE_SECTION, session_key
 
 if TYPE_CHECKING:
-    from .engine.events import ExecutionEvent
-    from .engine.result import ScenarioResult
-    from .graph import Graph, LoadOptions
-    from .reporting.view import ItemView
+    from ..engine.events import ExecutionEvent
+    from ..engine.result import ScenarioResult
+    from ..format.graph import Graph, LoadOptions
+    from ..reporting.view import ItemView
 
 SUFFIX = ".sipflow.json"
-session_key = pytest.StashKey[SipflowSession]()
 
 
 def is_scenario(path: Path) -> bool:
@@ -32,7 +31,7 @@ def is_scenario(path: Path) -> bool:
 
 class SipflowFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from . import graph as graph_mod
+        from ..format import graph as graph_mod
 
         try:
             graph = graph_mod.load(self.path, _load_options(self.config))
@@ -61,7 +60,7 @@ class SipflowItem(pytest.Item):
         self._view: "ItemView | None" = None
 
     def runtest(self) -> None:
-        from .engine.runner import run_scenario
+        from ..engine.runner import run_scenario
 
         session = self.config.stash[session_key]
         self.result = run_scenario(self.graph, session.pool, session.settings.engine,
@@ -69,8 +68,7 @@ class SipflowItem(pytest.Item):
         reports = session.settings.report
         if self.result.passed and not reports.wants_trace(passed=True):
             return  # nothing rendered, nothing of the reports imported
-        from .outputs import TRACE_SECTION
-        from .report import render_failure
+        from ..reporting.failure import render_failure
 
         view = self.view
         if reports.wants_trace(self.result.passed):
@@ -83,7 +81,7 @@ class SipflowItem(pytest.Item):
     @property
     def view(self) -> "ItemView":
         """The run read for the reports (records, columns, secrets), made once, on demand."""
-        from .reporting.view import ItemView
+        from ..reporting.view import ItemView
 
         assert self.result is not None, "the item has not run"
         if self._view is None or self._view.result is not self.result:
@@ -121,7 +119,7 @@ def only_refused_files_failed(session: pytest.Session) -> bool:
 
 def _load_options(config: pytest.Config) -> "LoadOptions":
     """Environment, xdist worker number and registrar setting, as loading needs them."""
-    from .graph import LoadOptions
+    from ..format.graph import LoadOptions
 
     settings = config.stash[session_key].settings
     worker_id = getattr(config, "workerinput", {}).get("workerid")

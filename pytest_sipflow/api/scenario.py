@@ -10,12 +10,12 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import graph as graph_mod
-from . import schema
-from .engine.result import ScenarioResult
-from .engine.runner import AgentProvider, EngineSettings, ScenarioRun
-from .errors import Problem, ScenarioFailed, ScenarioFormatError
-from .report import render_failure
+from ..engine.result import ScenarioResult
+from ..engine.runner import AgentProvider, EngineSettings, ScenarioRun
+from ..errors import Problem, ScenarioFailed, ScenarioFormatError
+from ..format import graph as graph_mod
+from ..format import parse
+from ..reporting.failure import render_failure
 from .ua import UserAgent
 
 Source = str | Path | Mapping[str, Any]
@@ -38,7 +38,7 @@ def load_value(source: Source, base: Path | None = None) -> tuple[Any, Path]:
         path = Path(str(value.get("name") or "scenario") + ".sipflow.json")
         if base is not None:
             path = base / path
-        return schema.unwrap(value, str(path)), path
+        return parse.unwrap(value, str(path)), path
     path = Path(source)
     if not path.is_absolute() and base is not None:
         path = base / path
@@ -47,7 +47,7 @@ def load_value(source: Source, base: Path | None = None) -> tuple[Any, Path]:
     except OSError as exc:
         raise ScenarioFormatError(str(path), [Problem(f"cannot read the file: {exc.strerror}")]
                                   ) from None
-    return schema.parse_text(text, str(path)), path
+    return parse.parse_text(text, str(path)), path
 
 
 def apply_overrides(value: dict[str, Any], overrides: Mapping[str, Mapping[str, Any]],
@@ -78,10 +78,10 @@ class Scenario:
              **top: Any) -> "Scenario":
         value, path = load_value(source, base)
         if not isinstance(value, dict):
-            schema.parse_document(value, str(path))  # raises the format error
+            parse.parse_document(value, str(path))  # raises the format error
         apply_overrides(value, overrides or {}, path)
         value.update(top)  # e.g. name=..., timeout=...
-        return cls(graph_mod.build(schema.parse_document(value, str(path)), path), agents, settings)
+        return cls(graph_mod.build(parse.parse_document(value, str(path)), path), agents, settings)
 
     @property
     def name(self) -> str:

@@ -6,11 +6,9 @@ port; inside a block a port held by someone else is skipped.
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 
-from .sip import LOOPBACK
+from ..sip import LOOPBACK
 
 RTP_PORTS_PER_AGENT = 20  # 4 calls x (RTP + RTCP), with room for pjsua's own retries
 
@@ -68,9 +66,3 @@ class PortPlan:
         if sip.start < rtp.stop and rtp.start < sip.stop:
             raise ValueError(f"SIP and RTP ports overlap ({self.describe()})")
 
-
-def worker_index(worker_id: str | None = None) -> int:
-    """0 for a plain run; N for xdist worker ``gwN``."""
-    worker_id = worker_id if worker_id is not None else os.environ.get("PYTEST_XDIST_WORKER", "")
-    match = re.fullmatch(r"gw(\d+)", worker_id or "")
-    return int(match.group(1)) if match else 0

@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from .errors import Problem
+from ..errors import Problem
+from ..sip import SECRET_KEYS
 
-#: Keys whose values are never shown in a message or a repr.
-SECRET_KEYS = frozenset({"password"})
 
 #: The variable that is always defined: the pytest-xdist worker number ("0" without xdist).
 WORKER_VARIABLE = "SIPFLOW_WORKER"
@@ -93,3 +92,4 @@ def expand_text(text: str, env: Mapping[str, str], node: str | None, field: str,
         pos = match.end()
     parts.append(text[pos:])
     return "".join(parts)
+

@@ -1,10 +1,8 @@
 """Live SIP user agents driven from Python: the engine behind the ``sip_instance`` fixture.
 
-Each :class:`UserAgent` owns one agent process from the pool. Every call step is the call
-core's (``core.phone``), the same code the scenario engine runs; here each call is its own
-dialog key. A step that fails or times out raises an ``AssertionError`` saying what was
-expected and what happened instead, so a test reads like its call flow. No pytest in here;
-``__tracebackhide__`` only tells pytest to show the test's line, not this module's frames.
+Every call step is the call core's (``core.phone``), the code the scenario engine runs, so
+a test and a scenario fail alike: an ``AssertionError`` saying what was expected and what
+happened instead. No pytest here (``__tracebackhide__`` only hides these frames).
 """
 
 from __future__ import annotations
@@ -13,14 +11,16 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from .core.account import Account, registration_failure, tls_args, unregister_trouble
-from .core.mailbox import AgentDied, Mailbox
-from .core.phone import AgentLike, Checks, Phone, StepFailed
-from .core.targets import Directory, resolve
-from .engine.settings import EngineSettings
-from .errors import SipflowError
-from .sip import LOOPBACK
-from .sip.message import SipMessage
+from ..core.account import Account
+from ..core.failures import AgentDied, StepFailed
+from ..core.lifecycle import send_configure, send_reset, wait_configured, wait_reset
+from ..core.mailbox import Mailbox
+from ..core.phone import AgentLike, Checks, Phone
+from ..core.settings import EngineSettings
+from ..core.targets import Directory, resolve
+from ..errors import SipflowError
+from ..sip import DEFAULT_CODECS, LOOPBACK
+from ..sip.message import SipMessage
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -38,7 +38,7 @@ class UserAgent:
     phone registered with a server when it has an :class:`~pytest_sipflow.core.account.Account`."""
 
     def __init__(self, agent: AgentLike, name: str, dn: str = "", label: str = "",
-                 codecs: Sequence[str] = ("PCMU", "PCMA"), auto_ringing: bool = True,
+                 codecs: Sequence[str] = DEFAULT_CODECS, auto_ringing: bool = True,
                  timeout: float = DEFAULT_TIMEOUT,
                  directory: Directory | None = None, account: Account | None = None,
                  settings: EngineSettings | None = None) -> None:
@@ -57,22 +57,12 @@ class UserAgent:
         self.sip_messages: list[dict[str, Any]] = []
         self._calls: list[Call] = []
         agent.set_event_sink(self._sink)
-        args: dict[str, Any] = dict(dn=self.dn, display=label or name, codecs=list(codecs),
-                                    auto_ringing=auto_ringing)
-        if account is None:
-            with self._step("configure"):
-                self.phone.request("configure", **args)
-            self.uri = f"sip:{self.dn}@{LOOPBACK}:{agent.sip_port}"
-        else:  # registers before it returns (unless register=False): the agent waits for it
-            register_s = self.settings.register_timeout_s
-            args.update(account.agent_args(), tls=tls_args(self.settings.tls), timeout=register_s)
-            with self._step("configure"):
-                try:
-                    self.phone.wait_reply("configure", self.phone.send("configure", **args),
-                                          timeout + register_s)
-                except StepFailed as exc:
-                    raise registration_failure(name, account, exc.reason, exc.timed_out) from None
-            self.uri = account.aor
+        with self._step("configure"):
+            wait_configured(self.phone, send_configure(
+                self.phone, self.settings, account, dn=self.dn, display=label or name,
+                codecs=codecs, auto_ringing=auto_ringing), self.settings, account)
+        # registered before it returns (unless register=False): the agent waits for it
+        self.uri = account.aor if account else f"sip:{self.dn}@{LOOPBACK}:{agent.sip_port}"
         self._directory.add(self.uri, self.dn, self.name)
 
     def __repr__(self) -> str:
@@ -85,8 +75,8 @@ class UserAgent:
         __tracebackhide__ = True
         with self._step("call"):
             uri = target.uri if isinstance(target, UserAgent) else self.resolve(target)
-            handle = self.phone.request("make_call", target=uri, headers=dict(headers or {}))["call"]
-        return self._track(str(handle), "outgoing", remote=uri)
+            handle = self.phone.dial(None, uri, headers)
+        return self._track(handle, "outgoing", remote=uri)
 
     def wait_incoming(self, timeout: float | None = None) -> "Call":
         """The next new call for this instance (also one that arrived before the wait)."""
@@ -169,16 +159,11 @@ class UserAgent:
         self.agent.set_event_sink(None)
         if not self.agent.alive:
             return False
-        register_s = self.settings.register_timeout_s
-        try:  # hangs up, and un-REGISTERs within the register timeout
-            done = self.phone.wait_reply("reset", self.phone.send(
-                "reset", unregister_timeout=register_s), self.timeout + register_s)
-        except (StepFailed, AgentDied):
-            return False
-        trouble = unregister_trouble(done)
+        healthy, trouble = wait_reset(self.phone, send_reset(self.phone, self.settings),
+                                      self.settings)
         if trouble:  # the test is over: the factory warns once every agent is back
             self.cleanup_warning = f"{self.name}: un-REGISTER at clean-up failed: {trouble}"
-        return True
+        return healthy
 
     # -- pager-mode MESSAGE and header checks ----------------------------------------------
 
@@ -289,13 +274,7 @@ class Call:
         """The final error response of this call; checks ``code`` when given."""
         __tracebackhide__ = True
         with self._do("wait_rejected"):
-            ev = self._phone.final_response(self.handle, self._t(timeout))
-        got = int(ev.raw.get("code") or 0) if ev.type == "disconnected" else 200
-        if ev.type == "confirmed" or (code is not None and got != code):
-            raise SipActionError(f"{self.ua.name}: call {self.handle} ended otherwise\n"
-                                 f"  expected: {code or 'a non-2xx final response'}\n"
-                                 f"  actual:   {got} {ev.raw.get('reason', '')}")
-        return got
+            return self._phone.expect_rejected(self.handle, code, self._t(timeout))
 
     # -- incoming side ------------------------------------------------------------------
 
@@ -402,15 +381,8 @@ class Call:
     def play(self, path: str | Path, wait: bool = True, timeout: float | None = None) -> None:
         """Play a WAV file into the call; with ``wait`` until its end."""
         __tracebackhide__ = True
-        path = Path(path).resolve()
         with self._do("play"):
-            if wait:
-                self._phone.play(self.handle, path, self._t(timeout))
-            elif not path.is_file():
-                raise StepFailed(f"cannot play {path}: no such file")
-            else:
-                self._phone.request("play", call=self._phone.handle(self.handle), path=str(path))
-
+            self._phone.play(self.handle, Path(path).resolve(), self._t(timeout), wait)
 
     # -- received messages and header checks -------------------------------------------
 

@@ -6,8 +6,8 @@ the controller unchanged.
 
 from __future__ import annotations
 
-from .engine.result import Failure, ScenarioResult
-from .graph import Graph
+from ..engine.result import Failure, ScenarioResult
+from ..format.graph import Graph
 
 MARKS = {
     "completed": "ok",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .engine.events import ActionLogEvent, NodeStateEvent, ScenarioStateEvent
+    from ..engine.events import ActionLogEvent, NodeStateEvent, ScenarioStateEvent
 
 
 def pytest_sipflow_node_state(item: pytest.Item, event: "NodeStateEvent") -> None:

@@ -4,28 +4,42 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
-from .core.account import account_from
-from .core.targets import Directory
-from .engine.result import ScenarioResult
-from .errors import SipflowWarning
+from ..core.account import account_from
+from ..core.settings import EngineSettings
+from ..core.targets import Directory
+from ..engine.result import ScenarioResult
+from ..errors import SipflowWarning
+from ..sip import DEFAULT_CODECS
 from .scenario import Scenario, Source
-from .session import SipflowSession
 from .ua import DEFAULT_TIMEOUT, SipActionError, UserAgent
+
+if TYPE_CHECKING:
+    from ..agent.pool import AgentPool
+
+
+class Session(Protocol):
+    """What the factories need of the run's session (the pytest glue hands its own in)."""
+
+    @property
+    def pool(self) -> "AgentPool": ...
+
+    @property
+    def engine(self) -> EngineSettings: ...
 
 
 class SipInstanceFactory:
     """Creates live user agents for one test and takes them all back at teardown."""
 
-    def __init__(self, session: SipflowSession, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, session: Session, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._session = session
         self.timeout = timeout
         self._agents: dict[str, UserAgent] = {}
         self._directory = Directory()  # every instance of the test can call the others by name
 
     def __call__(self, name: str, dn: str = "", *, label: str = "",
-                 codecs: Sequence[str] = ("PCMU", "PCMA"), auto_ringing: bool = True,
+                 codecs: Sequence[str] = DEFAULT_CODECS, auto_ringing: bool = True,
                  timeout: float | None = None, registrar: str | None = None,
                  transport: str | None = None, username: str | None = None,
                  password: str | None = None, realm: str | None = None,
@@ -36,7 +50,7 @@ class SipInstanceFactory:
         __tracebackhide__ = True
         if name in self._agents:
             raise ValueError(f"sip_instance {name!r} exists already in this test")
-        engine = self._session.settings.engine
+        engine = self._session.engine
         try:
             account = account_from(dn or name, engine, registrar=registrar, transport=transport,
                                    username=username, password=password, realm=realm,
@@ -76,14 +90,14 @@ class SipInstanceFactory:
 class ScenarioFactory:
     """Loads scenario graphs for one test; relative paths are relative to the test file."""
 
-    def __init__(self, session: SipflowSession, base: Path) -> None:
+    def __init__(self, session: Session, base: Path) -> None:
         self._session = session
         self._base = base
 
     def load(self, source: Source, overrides: Mapping[str, Mapping[str, Any]] | None = None,
              **top: Any) -> Scenario:
         return Scenario.load(source, self._session.pool, overrides=overrides,
-                             settings=self._session.settings.engine, base=self._base, **top)
+                             settings=self._session.engine, base=self._base, **top)
 
     __call__ = load
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .engine.settings import EngineSettings
-from .ports import PortPlan
+from ..agent.ports import PortPlan
+from ..core.settings import EngineSettings
 
 if TYPE_CHECKING:
-    from .pool import AgentPool
+    from ..agent.pool import AgentPool
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class SipflowSession:
     @property
     def pool(self) -> "AgentPool":
         if self._pool is None:  # created on first use: collection-only runs start nothing
-            from .pool import AgentPool
+            from ..agent.pool import AgentPool
 
             self._pool = AgentPool(self.settings.ports)
         return self._pool
@@ -64,6 +64,10 @@ class SipflowSession:
                       (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file))
                       if v is not None})
         self.settings = replace(self.settings, engine=replace(self.settings.engine, tls=tls))
+
+    @property
+    def engine(self) -> EngineSettings:
+        return self.settings.engine
 
     @property
     def has_pool(self) -> bool:

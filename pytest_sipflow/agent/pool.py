@@ -10,8 +10,8 @@ import sys
 import threading
 from typing import Sequence
 
-from .agent.client import Agent, AgentError
-from .errors import AgentUnavailable
+from ..errors import AgentUnavailable
+from .client import Agent, AgentError
 from .ports import RTP_PORTS_PER_AGENT, PortPlan
 
 START_TIMEOUT_S = 15.0

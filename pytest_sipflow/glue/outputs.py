@@ -12,17 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .keys import TRACE_SECTION, TRACE_TITLE, session_key
+
 if TYPE_CHECKING:
     from .collect import SipflowItem
 
-TRACE_SECTION = "sipflow SIP trace"  # add_report_section key
-TRACE_TITLE = f"Captured {TRACE_SECTION} call"  # the title pytest gives that section
 
 
 def after_call(item: "SipflowItem", report: pytest.TestReport) -> None:
     """Write the item's pcap and JSON files and add its HTML extras (``makereport``)."""
-    from .collect import session_key
-
     settings = item.config.stash[session_key].settings.report
     html = html_wanted(item.config)
     if item.result is None or not (settings.writes_files or html):
@@ -95,8 +93,6 @@ def print_passed_traces(terminalreporter: Any) -> None:
     config = terminalreporter.config
     if hasattr(config, "workerinput") or terminalreporter.hasopt("P"):
         return  # -rP already prints every passed item's sections
-    from .collect import session_key
-
     session = config.stash.get(session_key, None)
     if session is None or session.settings.report.trace != "all":
         return

@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import schema
-from .errors import Problem, ScenarioFormatError, SipflowWarning
-from .ports import worker_index
+from ..errors import Problem, ScenarioFormatError, SipflowWarning
+from . import parse, schema
 from .values import WORKER_VARIABLE, expand_data
-
-
+from .worker import worker_index
 
 @dataclass(frozen=True)
 class LoadOptions:
@@ -87,14 +85,14 @@ class Graph:
 def load(path: Path | str, options: LoadOptions | None = None) -> Graph:
     """The graph of one ``*.sipflow.json`` file; every problem as a ScenarioFormatError."""
     path = Path(path)
-    return build(schema.read_document(path), path, options)
+    return build(parse.read_document(path), path, options)
 
 
 def from_value(value: Any, path: Path | str = "<dict>",
                options: LoadOptions | None = None) -> Graph:
     """A graph from an already-decoded JSON value (dict or editor wrapper)."""
-    value = schema.unwrap(value, str(path))
-    return build(schema.parse_document(value, str(path)), Path(path), options)
+    value = parse.unwrap(value, str(path))
+    return build(parse.parse_document(value, str(path)), Path(path), options)
 
 
 def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) -> Graph:
@@ -113,11 +111,11 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
         seen.add(node.id)
         expanded, errs = expand_data(node.data, variables, node.id)
         if errs:  # values would be half-expanded: only check which keys are written
-            model, more = schema.node_model(node)
-            more += schema.unknown_keys(model, node.data, node.id) if model else []
+            model, more = parse.node_model(node)
+            more += parse.unknown_keys(model, node.data, node.id) if model else []
             data = None
         else:
-            data, more = schema.parse_node_data(node, expanded)
+            data, more = parse.parse_node_data(node, expanded)
         problems += errs + more
         if data is None:
             if node.type == "sipInstance":
@@ -127,7 +125,6 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
             instances[node.id] = Instance(node.id, data)
         else:
             steps[node.id] = Step(node.id, node.type, data)  # type: ignore[arg-type]
-            problems += _meaningless(node.id, data)
 
     if not instances and not any(n.type == "sipInstance" for n in doc.nodes):
         problems.append(Problem("the scenario has no sipInstance node; add at least one",
@@ -201,25 +198,6 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
                  steps=steps, unreachable=unreachable)
 
 
-def _meaningless(node_id: str, data: schema.CommandData | schema.EventData) -> list[Problem]:
-    """Keys that would ask for a check that cannot happen: refused, never ignored."""
-    problems = []
-    if isinstance(data, schema.Timeout):
-        for key, on in (("absent", data.absent), ("expectHeaders", data.expect_headers)):
-            if on:
-                problems.append(Problem(f"{key!r} means nothing on TIMEOUT (a plain delay: no "
-                                        "SIP message completes it)", node_id, f"data.{key}"))
-    elif isinstance(data, schema.EventData) and data.absent and data.expect_headers:
-        problems.append(Problem("'expectHeaders' checks the message that completed the node; "
-                                "with 'absent: true' no message may complete it: keep one",
-                                node_id, "data.expectHeaders"))
-    if isinstance(data, schema.SendDTMF) and data.headers and data.method != "info":
-        problems.append(Problem("'headers' on SendDTMF need method 'info': RFC 2833 digits "
-                                "travel in RTP, no SIP message carries them", node_id,
-                                "data.headers"))
-    return problems
-
-
 def _shared_local_dns(instances: dict[str, Instance], registrar: bool) -> list[Problem]:
     """Two local-mode instances with one dn make a DN target ambiguous (spec §5)."""
     if registrar:
@@ -247,7 +225,7 @@ def _branch_problems(edge: schema.RawEdge, label: str) -> list[Problem]:
             continue
         if field_name == "sourceHandle" and value in schema.NEUTRAL_HANDLES:
             continue
-        close = schema.did_you_mean(str(value), schema.BRANCHES)
+        close = parse.did_you_mean(str(value), schema.BRANCHES)
         problems.append(Problem(
             f"edge {label!r}: {field_name.split('.')[-1]} {value!r} names no branch; "
             f"use 'success', 'failure' or leave it out{close}", edge.source, field_name))

@@ -9,10 +9,11 @@ from typing import Any, Callable
 
 import pytest
 
-from .engine.settings import EngineSettings, TlsSettings
-from .ports import PortPlan, worker_index
+from ..agent.ports import PortPlan
+from ..core.settings import EngineSettings, TlsSettings
+from ..format.worker import worker_index
+from ..sip import LOOPBACK, TRANSPORT_PORTS
 from .session import ReportSettings, Settings
-from .sip import LOOPBACK, TRANSPORT_PORTS
 
 
 TRACE_CHOICES = ("failed", "all", "none")

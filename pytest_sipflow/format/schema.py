@@ -1,0 +1,377 @@
+"""pydantic models of the ``*.sipflow.json`` format (docs/reference.md is the user's view).
+
+Strict inside a node's ``data`` (a typo such as ``expectedDigts`` is refused, the editor's
+own keys in :data:`EDITOR_KEYS` are not), lenient where the editor draws. Aliases become
+canonical names (``AttendedTransfer`` -> ``MuteTransfer``), so nothing else sees them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from ..sip import DEFAULT_CODECS, TRANSPORT_PORTS
+from .fields import (ExpectHeaders, FinalCode, Headers, KeyProblem, Millis, StatusCode, _dtmf,
+                     _Model, _regex, _text_number)
+
+#: Keys the SIPFLOW editor itself writes into a node's ``data`` (display, its own server
+#: references, legacy fields): accepted on every node and ignored. Taken from the editor's
+#: node types (SipInstanceNodeData, CommandNodeData, EventNodeData, BranchEdgeData).
+EDITOR_KEYS = frozenset({
+    "label", "color", "condition", "branchType", "pbxInstanceId", "serverId",
+    "transferTarget", "description", "icon",
+})
+
+#: ``sourceHandle`` / ``data.branchType`` values that choose a branch (spec §3).
+BRANCHES = ("success", "failure")
+#: Handle ids the editor writes that carry no branch: its node shell's one output handle.
+NEUTRAL_HANDLES = ("source",)
+
+# --- sipInstance ---------------------------------------------------------------------
+
+
+class SipInstanceData(_Model):
+    dn: str = ""
+    label: str = ""
+    register_: bool = Field(True, alias="register")
+    pbx_host: str = ""
+    pbx_port: str | int = ""
+    pbx_transport: str = "UDP"
+    register_interval_seconds: int = Field(300, ge=0)
+    codecs: list[str] = Field(default_factory=lambda: list(DEFAULT_CODECS))
+    username: str | None = Field(None, validation_alias=AliasChoices("username", "authUser"))
+    password: SecretStr | None = None  # shown as '**********' in every repr
+    realm: str | None = None
+    domain: str = ""
+    outbound_proxy: str = ""
+    auto_ringing: bool = True
+
+    @field_validator("dn", "pbx_port", "username", "password", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: Any) -> Any:
+        return _text_number(value)
+
+    @field_validator("pbx_transport", mode="before")
+    @classmethod
+    def _transport(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.upper() not in TRANSPORT_PORTS and value != "":
+            raise ValueError(f"unknown transport; allowed: {', '.join(TRANSPORT_PORTS)} "
+                             "(any case)")
+        return value.upper() or "UDP"
+
+
+# --- command / event -------------------------------------------------------------------
+
+
+class _Step(_Model):
+    """Keys common to commands and events."""
+
+    sip_instance_id: str | None = None
+    call_id: str = "call-1"
+    timeout: Millis | None = None  # None: the run's default event timeout
+
+    @field_validator("sip_instance_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("call_id", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        return "call-1" if value in ("", None) else value
+
+
+class CommandData(_Step):
+    command: str
+    canonical: ClassVar[str] = ""
+
+
+class _Sends(CommandData):
+    """A command that sends a SIP message: ``headers`` are added to that message."""
+
+    headers: Headers = Field(default_factory=dict)
+
+
+class MakeCall(_Sends):
+    canonical: ClassVar[str] = "MakeCall"
+    target_uri: str = Field(min_length=1)
+    expected_status_code: FinalCode | None = None
+    expect_headers: ExpectHeaders = ()
+
+
+class Answer(_Sends):
+    canonical: ClassVar[str] = "Answer"
+    status_code: int = Field(200, ge=200, le=299)
+
+
+class Response(_Sends):
+    canonical: ClassVar[str] = "Response"
+    status_code: StatusCode
+    reason: str | None = None
+
+
+class Release(_Sends):
+    canonical: ClassVar[str] = "Release"
+    status_code: int | None = Field(None, ge=300, le=699)
+
+
+class Hold(_Sends):
+    canonical: ClassVar[str] = "Hold"
+
+
+class Retrieve(_Sends):
+    canonical: ClassVar[str] = "Retrieve"
+
+
+class BlindTransfer(_Sends):
+    canonical: ClassVar[str] = "BlindTransfer"
+    target_uri: str | None = None
+    target_user: str | None = None
+    target_host: str | None = None
+
+    @model_validator(mode="after")
+    def _has_target(self) -> "BlindTransfer":
+        if not self.target_uri and not self.target_user:
+            raise ValueError("needs targetUri, or targetUser (+ targetHost)")
+        return self
+
+
+class MuteTransfer(_Sends):
+    canonical: ClassVar[str] = "MuteTransfer"
+    primary_call_id: str = Field(min_length=1)
+    consult_call_id: str = Field(min_length=1)
+
+
+class SendDTMF(_Sends):
+    canonical: ClassVar[str] = "SendDTMF"
+    digits: str = Field(min_length=1)
+    interval_ms: Millis = 100
+    method: Literal["rfc2833", "info"] = "rfc2833"
+
+    @field_validator("digits", mode="before")
+    @classmethod
+    def _digits(cls, value: Any) -> Any:
+        return _dtmf(value)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _headers_need_info(self) -> "SendDTMF":
+        if self.headers and self.method != "info":
+            raise KeyProblem("'headers' on SendDTMF need method 'info': RFC 2833 digits "
+                             "travel in RTP, no SIP message carries them", "headers")
+        return self
+
+
+class PlayAudio(CommandData):
+    canonical: ClassVar[str] = "PlayAudio"
+    file_path: str = Field(min_length=1)
+
+
+class Register(_Sends):
+    canonical: ClassVar[str] = "Register"
+    expected_status_code: FinalCode | None = None
+    expect_headers: ExpectHeaders = ()
+
+
+class Unregister(CommandData):
+    canonical: ClassVar[str] = "Unregister"
+
+
+class SendMessage(_Sends):
+    canonical: ClassVar[str] = "SendMessage"
+    target_uri: str = Field(min_length=1)
+    body: str = ""
+    content_type: str = Field("text/plain", min_length=1)
+
+
+class EventData(_Step):
+    event: str
+    absent: bool = False
+    expect_headers: ExpectHeaders = ()
+    canonical: ClassVar[str] = ""
+    #: The agent event (docs/agent-protocol.md) that completes the node; None: none does.
+    agent_event: ClassVar[str | None] = None
+
+    @model_validator(mode="after")
+    def _absent_or_headers(self) -> "EventData":
+        if self.absent and self.expect_headers:
+            raise KeyProblem("'expectHeaders' checks the message that completed the node; "
+                             "with 'absent: true' no message may complete it: keep one",
+                             "expectHeaders")
+        return self
+
+
+class Incoming(EventData):
+    canonical: ClassVar[str] = "INCOMING"
+    agent_event: ClassVar[str | None] = "incoming"
+    number: str | None = None
+
+    @field_validator("number", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        return None if value == "" else _text_number(value)
+
+
+class Ringing(EventData):
+    canonical: ClassVar[str] = "RINGING"
+    agent_event: ClassVar[str | None] = "ringing"
+
+
+class Disconnected(EventData):
+    canonical: ClassVar[str] = "DISCONNECTED"
+    agent_event: ClassVar[str | None] = "disconnected"
+
+
+class Timeout(EventData):
+    canonical: ClassVar[str] = "TIMEOUT"
+
+    @field_validator("absent", "expect_headers")
+    @classmethod
+    def _no_message(cls, value: Any, info: ValidationInfo) -> Any:
+        if value:
+            key = to_camel(info.field_name or "")
+            raise KeyProblem(f"{key!r} means nothing on TIMEOUT (a plain delay: no SIP "
+                             "message completes it)", key)
+        return value
+
+
+class DTMFReceived(EventData):
+    canonical: ClassVar[str] = "DTMFReceived"
+    agent_event: ClassVar[str | None] = "dtmf"
+    expected_digit: str | None = None
+    expected_digits: str | None = None
+
+    @field_validator("expected_digit", "expected_digits", mode="before")
+    @classmethod
+    def _digits(cls, value: Any) -> Any:
+        return None if value == "" else _dtmf(value)
+
+    @field_validator("expected_digit")
+    @classmethod
+    def _one(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 1:
+            raise ValueError("expectedDigit is one digit; use expectedDigits for a sequence")
+        return value
+
+    @property
+    def expected(self) -> str | None:
+        return self.expected_digits or self.expected_digit
+
+
+class Held(EventData):
+    canonical: ClassVar[str] = "HELD"
+    agent_event: ClassVar[str | None] = "held"
+
+
+class Retrieved(EventData):
+    canonical: ClassVar[str] = "RETRIEVED"
+    agent_event: ClassVar[str | None] = "retrieved"
+
+
+class Transferred(EventData):
+    canonical: ClassVar[str] = "TRANSFERRED"
+    agent_event: ClassVar[str | None] = "transferred"
+
+
+class Notify(EventData):
+    canonical: ClassVar[str] = "NOTIFY"
+    agent_event: ClassVar[str | None] = "notify"
+    status_code: StatusCode | None = None
+
+
+class Connected(EventData):
+    canonical: ClassVar[str] = "CONNECTED"
+    agent_event: ClassVar[str | None] = "confirmed"
+    expected_codec: str | None = None
+
+
+class Message(EventData):
+    canonical: ClassVar[str] = "MESSAGE"
+    agent_event: ClassVar[str | None] = "message"
+    expected_body: str | None = None
+
+    @field_validator("expected_body")
+    @classmethod
+    def _body_regex(cls, value: str | None) -> str | None:
+        return None if value is None else _regex(value)
+
+
+COMMANDS: dict[str, type[CommandData]] = {
+    m.canonical: m
+    for m in (MakeCall, Answer, Response, Release, Hold, Retrieve, BlindTransfer,
+              MuteTransfer, SendDTMF, PlayAudio, Register, Unregister, SendMessage)
+}
+COMMANDS["AttendedTransfer"] = MuteTransfer
+
+EVENTS: dict[str, type[EventData]] = {
+    m.canonical: m
+    for m in (Incoming, Ringing, Disconnected, Timeout, DTMFReceived, Held, Retrieved,
+              Transferred, Notify, Connected, Message)
+}
+EVENTS.update(HoldEvent=Held, RetrieveEvent=Retrieved, TransferEvent=Transferred)
+
+NODE_TYPES = ("sipInstance", "command", "event")
+#: Every command and event model once: the engine registers one handler for each.
+STEP_MODELS: tuple[type[CommandData] | type[EventData], ...] = (
+    *dict.fromkeys(COMMANDS.values()), *dict.fromkeys(EVENTS.values()))
+
+
+# --- document --------------------------------------------------------------------------
+
+
+class RawNode(_Model):
+    id: str = Field(min_length=1)
+    type: str
+    data: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold a password
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        return _text_number(value)
+
+
+class EdgeData(_Model):
+    branch_type: str | None = None
+
+
+class RawEdge(_Model):
+    id: str | None = None
+    source: str
+    target: str
+    source_handle: str | None = None
+    data: EdgeData | None = None
+
+    @property
+    def is_failure(self) -> bool:
+        return self.source_handle == "failure" or (
+            self.data is not None and self.data.branch_type == "failure"
+        )
+
+
+class Document(_Model):
+    name: str | None = None
+    description: str | None = None
+    markers: list[str] = Field(default_factory=list)
+    timeout: Millis | None = None
+    nodes: list[RawNode]
+    edges: list[RawEdge] = Field(default_factory=list)
+
+    @field_validator("markers")
+    @classmethod
+    def _marker_names(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if not m.isidentifier()]
+        if bad:
+            raise ValueError(f"marker name(s) {', '.join(map(repr, bad))} are not Python "
+                             "identifiers (letters, digits and _, not starting with a digit)")
+        return value
+
+
+NodeData = SipInstanceData | CommandData | EventData
