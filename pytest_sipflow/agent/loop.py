@@ -1,6 +1,6 @@
 """The agent's side of the channel: reader thread, request queue, ordered outbox, wake-up.
 
-No pjsua2 here. The pjsua2 module (``endpoint``) owns the main thread and blocks in
+No pjsua2 here. The pjsua2 side (``agent.pj``) owns the main thread and blocks in
 ``libHandleEvents``; this module gives it requests and takes its replies/events:
 
 * the reader thread (``sipflow-agent-reader``) only turns socket lines into queued
@@ -12,7 +12,7 @@ No pjsua2 here. The pjsua2 module (``endpoint``) owns the main thread and blocks
   with surrogate escapes, and one Latin-1 byte used to kill the event encoder).
 
 Waking: the main thread blocks in pjsip's ioqueue, so a wake-up must be I/O there. The
-endpoint module registers ``wake_address``: a UDP transport of its own on loopback that
+pjsua2 side registers ``wake_address``: a UDP transport of its own on loopback that
 only receives these 1-byte datagrams (pjsip drops packets ≤ 32 bytes without a log
 line). It does not depend on the SIP transports (TCP/TLS-only agents wake the same way).
 """
@@ -97,7 +97,7 @@ class Channel:
         self.posted: "queue.SimpleQueue[tuple[str, Any]]" = queue.SimpleQueue()
         self.outbox: list[dict[str, Any]] = []
         self.on_orphaned = on_orphaned
-        #: filled in by the endpoint module before the reader starts (see module doc)
+        #: filled in by the pjsua2 side before the reader starts (see module doc)
         self.wake_address: tuple[str, int] | None = None
         self._waker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._reader: threading.Thread | None = None
