@@ -28,9 +28,9 @@ def test_idle_agent_costs_almost_no_cpu_before_and_after_a_call(
     b.events.wait("dtmf", call=cb)
     a.req("hangup", call=ca)
     b.events.wait("disconnected", call=cb)
-    # the bridge clock stops 2 s (endpoint.CLOCK_IDLE_S) after the call, not at once: that
+    # the bridge clock stops 2 s (pj.runtime.CLOCK_IDLE_S) after the call, not at once: that
     # would delay the call's end events and every reset by a clock-thread join. (The test
-    # does not import endpoint: pjsua2 never enters the pytest process.)
+    # does not import pj.runtime: pjsua2 never enters the pytest process.)
     deadline = time.monotonic() + 15
     while b.req("ping")["media_clock"] and time.monotonic() < deadline:
         time.sleep(0.2)

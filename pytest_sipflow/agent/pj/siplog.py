@@ -1,0 +1,64 @@
+"""The SIP trace: pjsua's message log entries become ``sip`` events.
+
+The log writer hands every entry here (on the main thread: ``mainThreadOnly`` defers
+other threads' lines to ``libHandleEvents``); ``sip.siplog`` finds the SIP messages in
+them, this room adds what only the agent knows (local address, call handle, time).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from ...sip.message import parse
+from ...sip.siplog import LoggedSip, SipLogReader
+from ..loop import log
+from .state import AgentState
+
+
+class SipTrace:
+    """The log writer's sink: SIP messages to ``sip`` events, pjlib errors to stderr."""
+
+    def __init__(self, st: AgentState) -> None:
+        self.st = st
+        self.reader = SipLogReader()
+
+    def on_log(self, level: int, msg: str) -> None:
+        """One pjsua log entry. ``msg`` may carry surrogate escapes (peer bytes)."""
+        was_sip, logged = self.reader.feed(msg)
+        if logged is not None:
+            self.emit(logged)
+        elif not was_sip and level <= 2:
+            # Level 3 is mostly call dumps: they would push the useful lines (and a C
+            # assert message) out of the parent's short stderr tail.
+            log("pj: " + msg.rstrip())
+
+    def emit(self, logged: LoggedSip) -> None:
+        """The trace record of one SIP message (docs/agent-protocol.md, ``sip`` event)."""
+        st = self.st
+        transport = logged.transport or ("UDP" if "UDP" in st.local_addr
+                                         else next(iter(st.local_addr), "UDP"))
+        remote, raw = logged.remote, logged.raw
+        message = parse(raw)
+        cid = message.call_id
+        fields: dict[str, Any] = {
+            "dir": logged.direction,
+            "transport": transport,
+            "local": st.local_addr.get(transport),
+            "remote": remote,
+            "peer": f"{transport} {remote}" if remote else None,
+            "wall": time.time(),
+            "summary": message.start_line,
+            "text": message.text,
+            "raw": base64.b64encode(raw).decode("ascii"),
+            "call": st.calls.handle_of(cid),
+            "sip_call_id": cid,
+            "malformed": logged.malformed,
+            "truncated": logged.truncated,
+        }
+        if logged.error is not None:
+            fields["error"] = logged.error
+        if cid is not None:
+            fields["_callid"] = cid
+        st.emit("sip", **fields)
