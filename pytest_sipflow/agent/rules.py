@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from ..sip import DTMF_DIGITS
+from ..sip.address import split_address
 
 #: pjsip's INVITE session states (``pjsip_inv_state``), by number.
 STATE_NAMES = {0: "NULL", 1: "CALLING", 2: "INCOMING", 3: "EARLY", 4: "CONNECTING",
@@ -127,11 +128,9 @@ def sip_uri(value: str, transport: str) -> str:
 
 def uri_host(uri: str) -> str:
     """The host of a sip: URI (without port and parameters)."""
-    rest = uri.split(":", 1)[1].split(";", 1)[0]
-    rest = rest.rsplit("@", 1)[-1]
-    if rest.startswith("["):
-        return rest.split("]", 1)[0] + "]"
-    return rest.split(":", 1)[0]
+    hostport = uri.split(":", 1)[1].split(";", 1)[0].rsplit("@", 1)[-1]
+    host, _ = split_address(hostport)
+    return f"[{host}]" if ":" in host else host
 
 
 def id_uri(display: str, uri: str) -> str:

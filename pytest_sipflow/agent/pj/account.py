@@ -12,6 +12,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from ...sip import DEFAULT_CODECS
 from ...sip.message import readable
 from ..loop import log
 from ..rules import OpError, codec_priorities, id_uri, register_outcome, sip_uri, uri_host
@@ -22,7 +23,6 @@ from .state import AgentState, pj_error_text, sip_headers
 from .transports import TRANSPORT_PORT_OFFSET, TRANSPORT_TYPES, ensure_transport
 
 #: As the scenario format's sipInstance default (the library default would pick speex).
-DEFAULT_CODECS = ("PCMU", "PCMA")
 DEFAULT_REG_TIMEOUT_S = 10.0
 DEFAULT_EXPIRES_S = 300
 
