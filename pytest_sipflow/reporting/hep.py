@@ -17,7 +17,8 @@ from typing import Any, Iterable, Mapping
 
 from ..errors import SipflowError
 from .pcap import _Hosts
-from .trace import SipRecord, split_address, wire_messages
+from ..sip.address import split_address
+from .trace import SipRecord, wire_messages
 
 MAGIC = b"HEP3"
 VENDOR = 0  # generic chunks
