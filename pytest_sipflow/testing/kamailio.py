@@ -9,7 +9,6 @@ TLS really answer.
 from __future__ import annotations
 
 import glob
-import os
 import re
 import shutil
 import signal
@@ -22,7 +21,7 @@ from typing import Any
 
 from pytest_sipflow.sip import LOOPBACK
 
-from .process import group_pids, terminate_with_parent
+from .process import end_group, terminate_with_parent
 from .readiness import NoFreePorts, options_probe, tcp_probe, pick_ports
 from .records import RequestLine, registrations_in, requests_in
 from .tls import TlsFiles, generate_tls_files
@@ -351,15 +350,7 @@ class KamailioServer:
 
     def _end_group(self, pgid: int) -> None:
         """Wait (bounded) for the workers of our session to go; SIGKILL any straggler."""
-        deadline = time.monotonic() + self.stop_timeout
-        while group_pids(pgid):
-            if time.monotonic() > deadline:
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                except ProcessLookupError:
-                    return
-                deadline = time.monotonic() + self.stop_timeout
-            time.sleep(0.01)
+        end_group(pgid, self.stop_timeout)
 
     def _tail(self, lines: int = 25) -> str:
         return "\n".join(self.log_lines()[-lines:]) or "(empty log)"

@@ -44,6 +44,19 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
+def end_group(pgid: int, timeout: float) -> None:
+    """Wait (bounded) for the group ``pgid`` to go; SIGKILL it when a member lingers."""
+    deadline = time.monotonic() + timeout
+    while group_pids(pgid):
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + timeout
+        time.sleep(0.01)
+
+
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     """Whether both UDP and TCP ``port`` can be bound on ``host`` right now."""
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
@@ -207,15 +220,7 @@ class ForeignProcess:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _end_group(self, pgid: int) -> None:
-        deadline = time.monotonic() + self.stop_timeout
-        while group_pids(pgid):
-            if time.monotonic() > deadline:
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                except ProcessLookupError:
-                    return
-                deadline = time.monotonic() + self.stop_timeout
-            time.sleep(0.01)
+        end_group(pgid, self.stop_timeout)
 
     def __enter__(self) -> Any:
         return self.start()
