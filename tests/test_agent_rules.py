@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_sipflow.agent import rules
 from pytest_sipflow.agent.rules import (
     Outcome, OpError, check_audio_file, check_headers, check_status_code, codec_priorities,
     dtmf_info_body, dtmf_request, hold_change, id_uri, message_outcome, refer_outcome,
@@ -155,3 +156,10 @@ def test_the_rules_need_no_pjsua2() -> None:
     code = ("import sys, pytest_sipflow.agent.rules; "
             "assert 'pjsua2' not in sys.modules, 'pjsua2 imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_refer_to_brackets_a_uri_with_parameters() -> None:
+    assert rules.refer_to("sip:carol@127.0.0.1:5070") == "sip:carol@127.0.0.1:5070"
+    assert rules.refer_to("sip:carol@h;transport=tcp") == "<sip:carol@h;transport=tcp>"
+    assert rules.refer_to("sip:c@h?Replaces=x") == "<sip:c@h?Replaces=x>"
+    assert rules.refer_to("<sip:c@h;transport=tcp>") == "<sip:c@h;transport=tcp>"

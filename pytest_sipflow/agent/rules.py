@@ -133,6 +133,14 @@ def uri_host(uri: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def refer_to(uri: str) -> str:
+    """The Refer-To value for ``uri``: in <> whenever it has parameters or headers, else a
+    ``;transport=tcp`` would be read as a header parameter of Refer-To (RFC 3261 §20)."""
+    if uri.startswith("<") or not any(c in uri for c in ";?,"):
+        return uri
+    return f"<{uri}>"
+
+
 def id_uri(display: str, uri: str) -> str:
     """The account's From identity: ``"Display" <uri>`` (quotes escaped) or ``<uri>``."""
     if not display:

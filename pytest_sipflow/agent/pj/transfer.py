@@ -10,7 +10,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from ..rules import OpError, refer_outcome
+from ..rules import OpError, refer_outcome, refer_to
 from .calls import forget_call
 from .objects import AgentCall
 from .ops import callback, op
@@ -24,7 +24,7 @@ CHILD_GRACE_S = 1.0
 def transfer(st: AgentState, req_id: Any, args: dict[str, Any]) -> Any:
     call = st.get_call(args)
     st.require_confirmed(call)
-    target = st.verify_uri(args)
+    target = refer_to(st.verify_uri(args))
     prm = call_param(args.get("headers"))
     return st.defer(lambda: call.xfer(target, prm), req_id, "transfer", "refer", call.handle,
                     float(args.get("timeout", 10.0)), "response to the REFER")
