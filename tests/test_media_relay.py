@@ -158,3 +158,57 @@ def test_a_dropped_direction_is_dead_at_the_relay_only(
 def test_relay_address_is_checked() -> None:
     with pytest.raises(ValueError, match=r"rtpengine control address 'localhost:2223'"):
         KamailioServer({"1001": "pw"}, rtpengine="localhost:2223")
+
+
+# -- expectMedia through the relay (on as soon as the engine samples media stats) ----------
+
+def _engine_has_media_checks() -> bool:
+    from pytest_sipflow.api.ua import Call
+
+    return hasattr(Call, "media_stats")
+
+
+def media_scenario(server: KamailioServer, accounts: dict[str, str],
+                   fault: str | None) -> str:
+    """alice (1001) calls bob (1002) through ``server``; both check their media while the
+    call runs: RTP sent and received, at least 10 packets."""
+    from conftest import chain, command, event, instance, scenario
+
+    host, port = server.registrar("udp").split(":")
+    at = {"pbxHost": host, "pbxPort": port, "pbxTransport": "UDP"}
+    expect = {"received": True, "sent": True, "minPackets": MIN_PACKETS}
+    dial = {"headers": {"X-Sipflow-Fault": fault}} if fault else {}
+    nodes = [instance("alice", "1001", password=accounts["1001"], **at),
+             instance("bob", "1002", password=accounts["1002"], **at),
+             command("call", "MakeCall", "alice", callId="c", targetUri="1002", **dial),
+             event("alice-media", "MEDIA", "alice", callId="c", timeout=1500,
+                   expectMedia=expect),
+             command("bye", "Release", "alice", callId="c"),
+             event("in", "INCOMING", "bob", callId="c", timeout=5000),
+             command("answer", "Answer", "bob", callId="c"),
+             event("bob-media", "MEDIA", "bob", callId="c", timeout=1000, expectMedia=expect),
+             event("gone", "DISCONNECTED", "bob", callId="c", timeout=5000)]
+    return scenario(nodes, chain("alice", "call", "alice-media", "bye")
+                    + chain("bob", "in", "answer", "bob-media", "gone"),
+                    name="media through rtpengine", timeout=20000)
+
+
+@pytest.mark.skipif(not _engine_has_media_checks(),
+                    reason="expectMedia / the MEDIA event are not in the engine yet")
+@pytest.mark.parametrize("fault, failing", [
+    (None, None),
+    ("drop-caller-media", "*bob received 0 RTP packets from alice*one-way audio*"),
+    ("drop-callee-media", "*alice received 0 RTP packets from bob*one-way audio*")])
+def test_expect_media_through_the_relay(relay_env: tuple[Any, ...],
+                                        sipflow_pytester: pytest.Pytester,
+                                        fault: str | None, failing: str | None) -> None:
+    """The media checks judged on a relayed call: a clean one passes, a direction the
+    relay drops fails naming who heard nothing from whom."""
+    server, _relay, accounts = relay_env
+    sipflow_pytester.makefile(".sipflow.json", relayed=media_scenario(server, accounts, fault))
+    result = sipflow_pytester.runpytest()
+    if failing is None:
+        result.assert_outcomes(passed=1)
+    else:
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines([failing])
