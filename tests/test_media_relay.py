@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from conftest import chain, command, event, instance, scenario
 from pytest_sipflow.sip.message import SipMessage
 from pytest_sipflow.testing import KamailioServer, available
 from pytest_sipflow.testing.capture import LoopbackCapture
@@ -173,8 +174,6 @@ def media_scenario(server: KamailioServer, accounts: dict[str, str],
                    fault: str | None) -> str:
     """alice (1001) calls bob (1002) through ``server``; both check their media while the
     call runs: RTP sent and received, at least 10 packets."""
-    from conftest import chain, command, event, instance, scenario
-
     host, port = server.registrar("udp").split(":")
     at = {"pbxHost": host, "pbxPort": port, "pbxTransport": "UDP"}
     expect = {"received": True, "sent": True, "minPackets": MIN_PACKETS}
