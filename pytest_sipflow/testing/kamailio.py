@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_sipflow.sip import LOOPBACK
 
@@ -62,6 +62,26 @@ def available(tls: bool = True, binary: str = "kamailio") -> str | None:
     return None
 
 
+class RelayControl(Protocol):
+    """What the server needs of a media relay (``testing.rtpengine.RtpEngine`` has it)."""
+
+    @property
+    def ng_address(self) -> str: ...
+
+
+_NG_SOCKET = re.compile(r"udp6?:[0-9A-Za-z.:\[\]-]+:\d{1,5}")
+
+
+def _relay_socket(relay: RelayControl | str | None) -> str | None:
+    if relay is None:
+        return None
+    address = relay if isinstance(relay, str) else relay.ng_address
+    if not _NG_SOCKET.fullmatch(address):
+        raise ValueError(f"rtpengine control address {address!r}: expected "
+                         "udp:HOST:PORT (what RtpEngine.ng_address gives)")
+    return address
+
+
 def _check_value(kind: str, value: str) -> None:
     if kind == "password":
         if any(ch in value for ch in '"\\\r\n') or not value:
@@ -86,7 +106,8 @@ class KamailioServer:
                  tls_ca: Path | str | None = None, require_client_cert: bool = False,
                  workdir: Path | str | None = None, worker: int | None = None,
                  binary: str = "kamailio", start_timeout: float = 10.0,
-                 stop_timeout: float = 5.0) -> None:
+                 stop_timeout: float = 5.0, rtpengine: "RelayControl | str | None" = None
+                 ) -> None:
         for user, password in users.items():
             _check_value("user", user)
             _check_value("password", password)
@@ -94,6 +115,7 @@ class KamailioServer:
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither (then they are generated)")
         self.users = dict(users)
+        self.rtpengine_sock = _relay_socket(rtpengine)
         self.domain = domain
         self.host = LOOPBACK
         self._wanted = (udp_port, tcp_port, tls_port)
@@ -297,6 +319,9 @@ class KamailioServer:
         if self.domain != self.host:
             listen.append(f'alias="{self.domain}"')
         listen.append(f'#!define SIPFLOW_DOMAIN "{self.domain}"')
+        if self.rtpengine_sock is not None:
+            listen += ["#!define WITH_RTPENGINE",
+                       f'#!define RTPENGINE_SOCK "{self.rtpengine_sock}"']
         (work / "sipflow-listen.cfg").write_text(
             "# written by pytest_sipflow.testing.KamailioServer for this run\n"
             + "\n".join(listen) + "\n")

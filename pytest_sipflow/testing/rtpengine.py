@@ -12,6 +12,7 @@ import signal
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,16 @@ import bencodepy
 from pytest_sipflow.testing.process import ForeignProcess, ForeignProcessError
 
 _CODEC = bencodepy.Bencode(encoding="utf-8", encoding_fallback="value")
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One participant's side of a relayed audio stream (from an ng ``query``)."""
+
+    tag: str
+    relay_port: int      # the relay's RTP port this participant sends to
+    endpoint_port: int   # the participant's own RTP port the relay sends to
+    packets_in: int      # RTP packets the relay received from this participant
 
 
 class RtpengineError(ForeignProcessError):
@@ -115,6 +126,22 @@ class RtpEngine(ForeignProcess):
 
     def query(self, call_id: str, **params: Any) -> dict[str, Any]:
         return self.request("query", call_id=call_id, **params)
+
+    def legs(self, call_id: str) -> dict[str, Leg]:
+        """Per participant (its SIP tag) of a call: the relay's port facing it, where it
+        sends to it, and the RTP packets it received from it (counted even when a
+        ``block media`` then drops them: a receive count, not a forward count)."""
+        legs = {}
+        for tag, monologue in self.query(call_id).get("tags", {}).items():
+            for media in monologue.get("medias", []):
+                rtp = [s for s in media.get("streams", []) if "RTP" in s.get("flags", [])]
+                if media.get("type") == "audio" and rtp:
+                    stream = rtp[0]
+                    legs[tag] = Leg(tag, int(stream["local port"]),
+                                    int(stream.get("endpoint", {}).get("port", 0)),
+                                    int(stream.get("stats", {}).get("packets", 0)))
+                    break
+        return legs
 
     def _ask_to_quit(self) -> None:
         if self.pid is not None:
