@@ -7,8 +7,9 @@ the scenario files reach it through environment variables (``${SIPFLOW_TEST_UDP_
 ``${PBX_PW_1001}``, ...). ``pytest_sessionfinish`` stops it, ``pytest_unconfigure`` restores the environment.
 Files: core-*/neg-01 are written by make_real_mode.py from the call-control ones
 (tests/test_real_mode.py checks they are its current output); reg-01, reg-02, neg-02,
-msg-01 and matrix-basic (6 items: transport x codec) are hand-written. reg-01 (a wrong password) must fail at set-up, so it carries the
-``xfail`` marker: the suite stays green, and tests/test_real_mode.py runs it with
+msg-01 and matrix-basic (6 items: transport x codec) are hand-written. reg-01 (a wrong
+password) must fail at set-up, so it carries the ``xfail`` marker: the suite stays green,
+and tests/test_real_mode.py runs it with
 ``--runxfail`` to check that it fails for the right reason (instance and 401 named).
 Where Kamailio is not installed, the variables still hold placeholders (so the files
 collect) and the items here are skipped with the reason.
