@@ -140,10 +140,16 @@ class Probe:
 
     def __init__(self, timeout: float = PROBE_TIMEOUT_S) -> None:
         self._timeout = timeout
-        self._proc: subprocess.Popen[str] | None = subprocess.Popen(
-            [sys.executable, "-m", "pytest_sipflow.agent.pj.probe"], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
         self._result: Capabilities | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "pytest_sipflow.agent.pj.probe"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, errors="replace")
+        except OSError as exc:
+            self._result = Capabilities({n: Verdict(None, f"the probe did not start: {exc}")
+                                         for n in NEEDS})
 
     def result(self) -> Capabilities:
         if self._result is None:
