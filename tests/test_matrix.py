@@ -148,3 +148,14 @@ def test_the_real_mode_matrix_runs_six_items_over_every_transport(
     assert list(dict.fromkeys(invites)) == ["udp", "tcp", "tls"], invites  # in item order
     registers = {r.proto for r in run if r.method == "REGISTER"}
     assert registers == {"udp", "tcp", "tls"}
+
+
+def test_python_params_give_each_declared_parameter_its_value() -> None:
+    from pytest_sipflow.api.scenario import Scenario
+
+    with pytest.raises(ScenarioFormatError, match=r"field 'parametrize.codec': parameter "
+                       r"'codec' has no value; pass one of PCMU, PCMA \(params= in Python\)"):
+        Scenario.load(local_call(), agents=None)  # type: ignore[arg-type]
+    loaded = Scenario.load(local_call(), agents=None, params={"codec": "PCMA"})  # type: ignore[arg-type]
+    assert loaded.graph.params == {"codec": "PCMA"}
+    assert loaded.graph.instances["a"].data.codecs == ["PCMA"]
