@@ -33,4 +33,13 @@ def scenario_needs(instances: Iterable[Any], engine: EngineSettings) -> set[str]
             needs.add("ipv6")
         if account.transport == "TLS":
             needs.add("tls")
+    for inst in instances_with_srtp(instances):
+        needs.add("dtls-srtp" if getattr(inst.data, "srtp_keying", "sdes") == "dtls"
+                  else "srtp-sdes")
     return needs
+
+
+def instances_with_srtp(instances: Iterable[Any]) -> list[Any]:
+    """Instances whose ``srtp`` key (where the format has one) asks for SRTP at all."""
+    return [inst for inst in instances
+            if getattr(inst.data, "srtp", "disabled") not in ("disabled", None, "")]
