@@ -143,7 +143,8 @@ def test_a_local_call_bound_to_ipv6_is_skipped_naming_the_wheel(
     sipflow_pytester.makefile(".sipflow.json", v6=basic_call())
     result = sipflow_pytester.runpytest("-rs", "--sipflow-bind-address", "::1")
     expect_ipv6(result, found, 1)
-    result.stdout.fnmatch_lines([f"sipflow: capabilities: TLS *, IPv6 {found.verdict('ipv6').describe()}, codecs *PCMU/8000*"])
+    ipv6 = found.verdict("ipv6").describe()
+    result.stdout.fnmatch_lines([f"sipflow: capabilities: TLS *, IPv6 {ipv6}, codecs *PCMU/8000*"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 

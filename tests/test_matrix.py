@@ -156,6 +156,7 @@ def test_python_params_give_each_declared_parameter_its_value() -> None:
     with pytest.raises(ScenarioFormatError, match=r"field 'parametrize.codec': parameter "
                        r"'codec' has no value; pass one of PCMU, PCMA \(params= in Python\)"):
         Scenario.load(local_call(), agents=None)  # type: ignore[arg-type]
-    loaded = Scenario.load(local_call(), agents=None, params={"codec": "PCMA"})  # type: ignore[arg-type]
+    loaded = Scenario.load(local_call(), agents=None,  # type: ignore[arg-type]
+                           params={"codec": "PCMA"})
     assert loaded.graph.params == {"codec": "PCMA"}
     assert loaded.graph.instances["a"].data.codecs == ["PCMA"]

@@ -39,7 +39,8 @@ class _Call(pj.Call):
     def onCallState(self, prm: Any) -> None:
         try:
             info = self.getInfo()
-            self.state, self.code, self.reason = info.stateText, info.lastStatusCode, info.lastReason
+            self.state, self.code = info.stateText, info.lastStatusCode
+            self.reason = info.lastReason
         except Exception as exc:  # noqa: BLE001 - a callback must not raise into C
             self.reason = repr(exc)
 
