@@ -160,3 +160,11 @@ def test_python_params_give_each_declared_parameter_its_value() -> None:
                            params={"codec": "PCMA"})
     assert loaded.graph.params == {"codec": "PCMA"}
     assert loaded.graph.instances["a"].data.codecs == ["PCMA"]
+
+
+def test_the_editors_wrapper_may_carry_the_parameters(tmp_path: Path) -> None:
+    doc = local_call()
+    wrapper = {"name": "call", "parametrize": doc.pop("parametrize"), "flowData": json.dumps(doc)}
+    path = tmp_path / "call.sipflow.json"
+    path.write_text(json.dumps(wrapper))
+    assert [g.param_id for g in graph_mod.load_all(path)] == ["PCMU", "PCMA"]
