@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import fixtures
-from .glue import hooks, outputs
+from .glue import capability, hooks, outputs
 from .glue.collect import SipflowFile, SipflowItem, is_scenario, only_refused_files_failed
 from .glue.keys import session_key
 from .glue.options import add_options, report_header, settings_from_config
@@ -42,6 +42,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if is_scenario(file_path):
+        capability.start(parent.config)  # the probe runs while pytest collects
         return SipflowFile.from_parent(parent, path=file_path)
     return None
 
@@ -53,9 +54,18 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         session.config.option.continue_on_collection_errors = True
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    capability.skip_missing(config, items)
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str | None:
+    return capability.report_line(config)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     # Warm the pool while pytest prints its header: the first scenario then starts at once.
-    sizes = [len(item.graph.instances) for item in session.items if isinstance(item, SipflowItem)]
+    sizes = [len(item.graph.instances) for item in session.items
+             if isinstance(item, SipflowItem) and not capability.is_skipped(item)]
     if sizes and not session.config.option.collectonly:
         session.config.stash[session_key].pool.prestart(max(sizes))
 
@@ -75,6 +85,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "call" and isinstance(item, SipflowItem):
         outputs.after_call(item, report)
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    capability.keep(session.config)  # also where no report line was printed (xdist workers)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -166,11 +166,12 @@ def test_bundled_scenarios_load_without_warnings() -> None:
     env = dict(os.environ, SIPFLOW_TEST_REGISTRAR_HOST="127.0.0.1", SIPFLOW_TEST_UDP_PORT="1",
                SIPFLOW_TEST_TCP_PORT="1", SIPFLOW_TEST_TLS_PORT="2",
                SIPFLOW_TEST_WRONG_PASSWORD="wrong",
+               SIPFLOW_TEST_PORT_udp="1", SIPFLOW_TEST_PORT_tcp="1", SIPFLOW_TEST_PORT_tls="2",
                **{f"PBX_PW_100{i}": "pw" for i in range(1, 10)})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for path in files:
-            graph.load(path, graph.LoadOptions(env=env))
+        for path in files:  # a parametrized file: every combination
+            graph.load_all(path, graph.LoadOptions(env=env))
 
 
 def test_command_or_event_name_of_the_wrong_type_is_refused() -> None:

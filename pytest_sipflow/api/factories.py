@@ -95,12 +95,14 @@ class ScenarioFactory:
         self._base = base
 
     def load(self, source: Source, overrides: Mapping[str, Mapping[str, Any]] | None = None,
-             **top: Any) -> Scenario:
+             params: Mapping[str, Any] | None = None, **top: Any) -> Scenario:
         return Scenario.load(source, self._session.pool, overrides=overrides,
-                             settings=self._session.engine, base=self._base, **top)
+                             settings=self._session.engine, base=self._base, params=params,
+                             **top)
 
     __call__ = load
 
     def run(self, source: Source, overrides: Mapping[str, Mapping[str, Any]] | None = None,
-            peers: Mapping[str, UserAgent | str] | None = None, **top: Any) -> ScenarioResult:
-        return self.load(source, overrides, **top).run(peers)
+            peers: Mapping[str, UserAgent | str] | None = None,
+            params: Mapping[str, Any] | None = None, **top: Any) -> ScenarioResult:
+        return self.load(source, overrides, params=params, **top).run(peers)

@@ -75,13 +75,17 @@ class Scenario:
     def load(cls, source: Source, agents: AgentProvider, *,
              overrides: Mapping[str, Mapping[str, Any]] | None = None,
              settings: EngineSettings | None = None, base: Path | None = None,
-             **top: Any) -> "Scenario":
+             params: Mapping[str, Any] | None = None, **top: Any) -> "Scenario":
+        """``params`` are substituted as ``${name}`` before environment variables (the
+        values of one combination of a file's ``parametrize``, or any of your own)."""
         value, path = load_value(source, base)
         if not isinstance(value, dict):
             parse.parse_document(value, str(path))  # raises the format error
         apply_overrides(value, overrides or {}, path)
         value.update(top)  # e.g. name=..., timeout=...
-        return cls(graph_mod.build(parse.parse_document(value, str(path)), path), agents, settings)
+        options = graph_mod.LoadOptions(params={k: str(v) for k, v in (params or {}).items()})
+        return cls(graph_mod.build(parse.parse_document(value, str(path)), path, options),
+                   agents, settings)
 
     @property
     def name(self) -> str:

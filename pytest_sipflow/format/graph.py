@@ -8,14 +8,15 @@ sees all problems of a file at once.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import ChainMap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import Problem, ScenarioFormatError, SipflowWarning
-from . import parse, schema
+from . import matrix, parse, schema
 from .values import WORKER_VARIABLE, expand_data
 from .worker import worker_index
 
@@ -31,6 +32,7 @@ class LoadOptions:
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
     worker: int | None = None
     registrar_configured: bool = False
+    params: Mapping[str, str] | None = None  # one combination of the file's ``parametrize``
 
     def variables(self) -> Mapping[str, str]:
         worker = self.worker if self.worker is not None else \
@@ -80,12 +82,47 @@ class Graph:
     instances: dict[str, Instance]
     steps: dict[str, Step]
     unreachable: list[str]
+    params: dict[str, str] = field(default_factory=dict)  # this combination's values
+
+    @property
+    def param_id(self) -> str:
+        """``tls-PCMA``: the values in the file's order, as pytest writes parametrize ids."""
+        return "-".join(self.params.values())
 
 
 def load(path: Path | str, options: LoadOptions | None = None) -> Graph:
     """The graph of one ``*.sipflow.json`` file; every problem as a ScenarioFormatError."""
     path = Path(path)
     return build(parse.read_document(path), path, options)
+
+
+def load_all(path: Path | str, options: LoadOptions | None = None) -> list[Graph]:
+    """One graph per combination of the file's ``parametrize`` (one graph without it).
+
+    Each combination is validated on its own (a ``pbxTransport`` must be valid once
+    substituted); the problems of all of them are raised together.
+    """
+    path = Path(path)
+    doc = parse.read_document(path)
+    declared, problems = matrix.check(doc.parametrize)
+    if problems:
+        raise ScenarioFormatError(str(path), problems)
+    options = options or LoadOptions()
+    combos = matrix.combinations(declared)
+    graphs: list[Graph] = []
+    seen: dict[Problem, list[str]] = {}
+    for combo_id, values in combos:
+        try:
+            graphs.append(build(doc, path, replace(options, params=values)))
+        except ScenarioFormatError as exc:
+            for problem in exc.problems:
+                seen.setdefault(problem, []).append(combo_id)
+    if seen:
+        raise ScenarioFormatError(str(path), [
+            p if len(ids) == len(combos) or not declared else
+            Problem(f"{p.message} (with {', '.join(f'[{i}]' for i in ids)})", p.node, p.field)
+            for p, ids in seen.items()])
+    return graphs
 
 
 def from_value(value: Any, path: Path | str = "<dict>",
@@ -98,7 +135,12 @@ def from_value(value: Any, path: Path | str = "<dict>",
 def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) -> Graph:
     options = options or LoadOptions()
     variables = options.variables()
-    problems: list[Problem] = []
+    declared, problems = matrix.check(doc.parametrize)
+    params = dict(options.params or {})
+    problems += matrix.unused(declared, [n.data for n in doc.nodes])
+    problems += [Problem(f"parameter {name!r} has no value; pass one of {', '.join(vals)} "
+                         "(params= in Python)", field=f"{matrix.FIELD}.{name}")
+                 for name, vals in declared.items() if name not in params]
     instances: dict[str, Instance] = {}
     steps: dict[str, Step] = {}
     seen: set[str] = set()
@@ -109,7 +151,8 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
             problems.append(Problem("duplicate node id", node.id, "id"))
             continue
         seen.add(node.id)
-        expanded, errs = expand_data(node.data, variables, node.id)
+        expanded, errs = expand_data(matrix.substitute(node.data, params), variables, node.id)
+        errs = _name_parameters(errs, declared)
         if errs:  # values would be half-expanded: only check which keys are written
             model, more = parse.node_model(node)
             more += parse.unknown_keys(model, node.data, node.id) if model else []
@@ -195,7 +238,22 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
 
     return Graph(path=path, name=doc.name or _stem(path), description=doc.description or "",
                  markers=list(doc.markers), timeout=doc.timeout, instances=instances,
-                 steps=steps, unreachable=unreachable)
+                 steps=steps, unreachable=unreachable, params=params)
+
+
+def _name_parameters(problems: list[Problem], declared: Mapping[str, Any]) -> list[Problem]:
+    """An unset variable in a parametrized file may be a misspelt parameter: say so."""
+    if not declared:
+        return problems
+    out = []
+    for p in problems:
+        unset = re.match(r"environment variable (\w+) is not set", p.message)
+        if unset:
+            close = parse.did_you_mean(unset.group(1), declared)
+            p = Problem(f"{unset.group(1)} is neither a parameter ({', '.join(declared)}) nor "
+                        f"a set environment variable{close}", p.node, p.field)
+        out.append(p)
+    return out
 
 
 def _shared_local_dns(instances: dict[str, Instance], registrar: bool) -> list[Problem]:

@@ -363,6 +363,8 @@ class Document(_Model):
     timeout: Millis | None = None
     nodes: list[RawNode]
     edges: list[RawEdge] = Field(default_factory=list)
+    # {"name": [values]}: one item per combination; checked by format.matrix
+    parametrize: Any = None
 
     @field_validator("markers")
     @classmethod

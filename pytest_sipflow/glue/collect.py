@@ -1,4 +1,4 @@
-"""Collection of ``*.sipflow.json`` files: one pytest item per scenario file.
+"""Collection of ``*.sipflow.json`` files: one pytest item per file (or per combination).
 
 The loader (pydantic), the engine and the reports are imported when the first scenario
 file is collected or run, so a pytest run without scenarios pays nothing for them.
@@ -34,17 +34,19 @@ class SipflowFile(pytest.File):
         from ..format import graph as graph_mod
 
         try:
-            graph = graph_mod.load(self.path, _load_options(self.config))
+            graphs = graph_mod.load_all(self.path, _load_options(self.config))
         except ScenarioFormatError as exc:
             self.config.stash[session_key].refused_files.add(self.nodeid)
             exc.path = _display_path(self.path, self.config.rootpath)
             raise
-        item = SipflowItem.from_parent(self, name=graph.name, graph=graph)
-        item.add_marker("sipflow")
-        _register_markers(self.config, graph.markers)
-        for marker in graph.markers:
-            item.add_marker(marker)
-        yield item
+        for graph in graphs:  # one per combination of a "parametrize"
+            name = f"{graph.name}[{graph.param_id}]" if graph.params else graph.name
+            item = SipflowItem.from_parent(self, name=name, graph=graph)
+            item.add_marker("sipflow")
+            _register_markers(self.config, graph.markers)
+            for marker in graph.markers:
+                item.add_marker(marker)
+            yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
         if isinstance(excinfo.value, ScenarioFormatError) and not _full_trace(self.config):
@@ -57,6 +59,7 @@ class SipflowItem(pytest.Item):
         super().__init__(**kwargs)
         self.graph = graph
         self.result: "ScenarioResult | None" = None
+        self.params: dict[str, str] = dict(graph.params)  # as request.node.callspec.params
         self._view: "ItemView | None" = None
 
     def runtest(self) -> None:

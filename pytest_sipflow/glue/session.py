@@ -12,6 +12,7 @@ from ..agent.ports import PortPlan
 from ..core.settings import EngineSettings
 
 if TYPE_CHECKING:
+    from ..agent.capabilities import Capabilities, Probe
     from ..agent.pool import AgentPool
 
 
@@ -47,6 +48,8 @@ class SipflowSession:
     settings: Settings
     _pool: "AgentPool | None" = field(default=None, repr=False)
     refused_files: set[str] = field(default_factory=set)  # node ids of broken scenario files
+    _probe: "Probe | None" = field(default=None, repr=False)
+    _capabilities: "Capabilities | None" = field(default=None, repr=False)
 
     @property
     def pool(self) -> "AgentPool":
@@ -73,6 +76,31 @@ class SipflowSession:
     def has_pool(self) -> bool:
         return self._pool is not None
 
+    def start_probe(self, known: "Capabilities | None" = None) -> None:
+        """Start the capability probe (a throwaway process) once; it runs while pytest
+        collects. ``known``: a verdict kept from an earlier run of the same wheel."""
+        if self._probe is None and self._capabilities is None:
+            if known is not None:
+                self._capabilities = known
+                return
+            from ..agent.capabilities import Probe
+
+            self._probe = Probe()
+
+    @property
+    def probed(self) -> bool:
+        return self._probe is not None or self._capabilities is not None
+
+    def capabilities(self) -> "Capabilities":
+        """What the wheel can do (probed once per pytest process, waited for here)."""
+        self.start_probe()
+        if self._capabilities is None:
+            assert self._probe is not None
+            self._capabilities = self._probe.result()
+        return self._capabilities
+
     def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
         if self._pool is not None:
             self._pool.close()

@@ -274,6 +274,9 @@ class KamailioServer:
                         "SIPFLOW_TEST_TLS_WRONG_CA": str(self.tls.wrong_ca),
                         "SIPFLOW_TEST_TLS_CLIENT_CERT": str(self.tls.client_cert),
                         "SIPFLOW_TEST_TLS_CLIENT_KEY": str(self.tls.client_key)})
+        # by the transport's name, for parametrized files: ${SIPFLOW_TEST_PORT_${transport}}
+        env.update({f"SIPFLOW_TEST_PORT_{t}": env[f"SIPFLOW_TEST_{t.upper()}_PORT"]
+                    for t in ("udp", "tcp", "tls") if f"SIPFLOW_TEST_{t.upper()}_PORT" in env})
         env.update({f"PBX_PW_{user}": password for user, password in self.users.items()})
         return env
 

@@ -6,9 +6,10 @@ the run, on this pytest-xdist worker's own ports, with the suite's fixed account
 the scenario files reach it through environment variables (``${SIPFLOW_TEST_UDP_PORT}``,
 ``${PBX_PW_1001}``, ...). ``pytest_sessionfinish`` stops it, ``pytest_unconfigure`` restores the environment.
 Files: core-*/neg-01 are written by make_real_mode.py from the call-control ones
-(tests/test_real_mode.py checks they are its current output); reg-01, reg-02, neg-02 and
-msg-01 are hand-written. reg-01 (a wrong password) must fail at set-up, so it carries the
-``xfail`` marker: the suite stays green, and tests/test_real_mode.py runs it with
+(tests/test_real_mode.py checks they are its current output); reg-01, reg-02, neg-02,
+msg-01 and matrix-basic (6 items: transport x codec) are hand-written. reg-01 (a wrong
+password) must fail at set-up, so it carries the ``xfail`` marker: the suite stays green,
+and tests/test_real_mode.py runs it with
 ``--runxfail`` to check that it fails for the right reason (instance and 401 named).
 Where Kamailio is not installed, the variables still hold placeholders (so the files
 collect) and the items here are skipped with the reason.
@@ -48,6 +49,8 @@ def _placeholders() -> dict[str, str]:
            "SIPFLOW_TEST_WRONG_PASSWORD": "not-the-password", "SIPFLOW_TEST_TLS_CA": missing,
            "SIPFLOW_TEST_TLS_WRONG_CA": missing, "SIPFLOW_TEST_TLS_CLIENT_CERT": missing,
            "SIPFLOW_TEST_TLS_CLIENT_KEY": missing}
+    env.update({f"SIPFLOW_TEST_PORT_{t}": env[f"SIPFLOW_TEST_{t.upper()}_PORT"]
+                for t in ("udp", "tcp", "tls")})
     env.update({f"PBX_PW_{user}": pw for user, pw in fixed_accounts().items()})
     return env
 

@@ -20,7 +20,8 @@ from .messages import drop_buddies
 from .objects import AgentAccount
 from .ops import Deferred, callback, op
 from .state import AgentState, pj_error_text, sip_headers
-from .transports import TRANSPORT_PORT_OFFSET, TRANSPORT_TYPES, ensure_transport
+from .transports import (TRANSPORT_PORT_OFFSET, TRANSPORT_TYPES, bind_host, ensure_transport,
+                         is_ipv6)
 
 #: As the scenario format's sipInstance default (the library default would pick speex).
 DEFAULT_REG_TIMEOUT_S = 10.0
@@ -60,7 +61,7 @@ def configure(st: AgentState, req_id: Any, args: dict[str, Any]) -> Any:
         st.registrar = reg_uri
     else:
         tparam = "" if transport == "UDP" else f";transport={transport.lower()}"
-        uri = f"sip:{user}{st.bind}:{st.sip_port + TRANSPORT_PORT_OFFSET[transport]}{tparam}"
+        uri = f"sip:{user}{bind_host(st)}:{st.sip_port + TRANSPORT_PORT_OFFSET[transport]}{tparam}"
         st.registrar = None
     proxy = args.get("outbound_proxy") or (f"{st.registrar};lr" if st.registrar else None)
     if proxy:
@@ -80,6 +81,8 @@ def configure(st: AgentState, req_id: Any, args: dict[str, Any]) -> Any:
     mtc.portRange = st.rtp_port_count
     mtc.boundAddress = st.bind
     mtc.publicAddress = st.bind
+    if is_ipv6(st):  # a wheel without IPv6 aborts here: items needing it are skipped before
+        acfg.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
     # No automatic re-INVITE/UPDATE after answer: the trace stays what the scenario did,
     # and a pending hold/retrieve only ever sees its own re-INVITE.
     acfg.mediaConfig.lockCodecEnabled = False

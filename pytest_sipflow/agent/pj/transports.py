@@ -19,6 +19,9 @@ from .state import AgentState, pj_error_text
 #: Transports an account can use; UDP is created by ``start``, TCP/TLS on first use.
 TRANSPORT_TYPES = {"UDP": pj.PJSIP_TRANSPORT_UDP, "TCP": pj.PJSIP_TRANSPORT_TCP,
                    "TLS": pj.PJSIP_TRANSPORT_TLS}
+#: The same on an IPv6 bind address (only where the wheel has IPv6; see agent.capabilities).
+TRANSPORT_TYPES6 = {"UDP": pj.PJSIP_TRANSPORT_UDP6, "TCP": pj.PJSIP_TRANSPORT_TCP6,
+                    "TLS": pj.PJSIP_TRANSPORT_TLS6}
 #: Listener port of each transport, relative to the agent's UDP SIP port.
 TRANSPORT_PORT_OFFSET = {"UDP": 0, "TCP": 0, "TLS": 1}
 
@@ -44,16 +47,29 @@ def start(st: AgentState, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
         tcfg.boundAddress = st.bind
         tcfg.publicAddress = st.bind
         try:
-            st.transport_id = st.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+            st.transport_id = st.ep.transportCreate(transport_type(st, "UDP"), tcfg)
         except pj.Error as exc:
             errors.append(f"{port}: {readable(exc.reason)}")
             continue
         st.sip_port = port
         st.transports["UDP"] = st.transport_id
-        st.local_addr["UDP"] = f"{st.bind}:{port}"
+        st.local_addr["UDP"] = f"{bind_host(st)}:{port}"
         return {"sip_port": port}
     raise OpError(f"no free UDP port on {st.bind} in {first}-{last} (step 2); "
                   f"last error {errors[-1] if errors else '-'}")
+
+
+def is_ipv6(st: AgentState) -> bool:
+    return ":" in st.bind
+
+
+def bind_host(st: AgentState) -> str:
+    """The bind address as a URI host: ``[::1]`` for IPv6."""
+    return f"[{st.bind}]" if is_ipv6(st) else st.bind
+
+
+def transport_type(st: AgentState, kind: str) -> int:
+    return (TRANSPORT_TYPES6 if is_ipv6(st) else TRANSPORT_TYPES)[kind]
 
 
 def ensure_transport(st: AgentState, kind: str, tls: Any) -> int:
@@ -81,11 +97,11 @@ def ensure_transport(st: AgentState, kind: str, tls: Any) -> int:
         t.verifyClient = settings["verify_client"]
         t.requireClientCert = settings["verify_client"]
     try:
-        tid = st.ep.transportCreate(TRANSPORT_TYPES[kind], tcfg)
+        tid = st.ep.transportCreate(transport_type(st, kind), tcfg)
     except pj.Error as exc:
         raise OpError(f"cannot listen on {kind} {st.bind}:{port}: {pj_error_text(exc)}")
     st.transports[kind] = tid
-    st.local_addr[kind] = f"{st.bind}:{port}"
+    st.local_addr[kind] = f"{bind_host(st)}:{port}"
     if kind == "TLS":
         st.tls_settings = settings
     return tid

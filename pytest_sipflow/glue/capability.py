@@ -1,0 +1,79 @@
+"""The capability report and skips: items needing what the wheel lacks never start.
+
+The probe starts when the first scenario file is collected (or when a test uses the
+``sip_instance``/``scenario`` fixtures), runs beside collection, and is waited for only
+if an item needs a capability or the report line is printed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ..agent import capabilities as caps
+from ..core.needs import run_needs, scenario_needs
+from .collect import SipflowItem
+from .keys import session_key
+
+FIXTURES = ("sip_instance", "scenario")
+CACHE_KEY = "sipflow/capabilities"
+
+
+def start(config: pytest.Config) -> None:
+    """Start the probe once, or take the verdict an earlier run kept for this wheel."""
+    session = config.stash[session_key]
+    if session.probed:
+        return
+    cache, key = getattr(config, "cache", None), caps.wheel_key()
+    known = caps.remembered(key)
+    if known is None and cache is not None and key:
+        kept = cache.get(CACHE_KEY, None)
+        if isinstance(kept, dict) and kept.get("wheel") == key:
+            known = caps.from_json(kept.get("capabilities"))
+    session.start_probe(known)
+
+
+def keep(config: pytest.Config) -> None:
+    """Keep a verdict for later runs (one with unknowns is not kept): in this process
+    and in pytest's cache (``--cache-clear`` probes again)."""
+    session = config.stash[session_key]
+    cache, key = getattr(config, "cache", None), caps.wheel_key()
+    if not key or not session.probed:
+        return
+    found = session.capabilities()
+    caps.remember(key, found)
+    if cache is not None and caps.remembered(key) is found:
+        cache.set(CACHE_KEY, {"wheel": key, "capabilities": caps.to_json(found)})
+
+
+def uses_agents(item: pytest.Item) -> bool:
+    return isinstance(item, SipflowItem) or bool(
+        set(getattr(item, "fixturenames", ())) & set(FIXTURES))
+
+
+def skip_missing(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every item that needs a capability this installation lacks as skipped."""
+    session = config.stash[session_key]
+    engine = session.settings.engine
+    for item in items:
+        if isinstance(item, SipflowItem):
+            needs = scenario_needs(item.graph.instances.values(), engine)
+        elif uses_agents(item):
+            needs = run_needs(engine)
+        else:
+            continue
+        start(config)  # for the report line, even when nothing is needed
+        reason = caps.skip_reason(session.capabilities(), sorted(needs)) if needs else None
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def report_line(config: pytest.Config) -> str | None:
+    session = config.stash[session_key]
+    if not session.probed:
+        return None
+    keep(config)
+    return f"sipflow: capabilities: {session.capabilities().describe()}"
+
+
+def is_skipped(item: pytest.Item) -> bool:
+    return item.get_closest_marker("skip") is not None
