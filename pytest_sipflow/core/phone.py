@@ -69,6 +69,8 @@ class Phone:
         self.agent = agent
         self.box = box
         self.request_timeout = request_timeout
+        #: call handle -> the last media statistics seen (``core.media``), for the reports
+        self.media: dict[str, Any] = {}
 
     # -- agent requests -----------------------------------------------------------------
 
