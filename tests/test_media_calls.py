@@ -1,0 +1,142 @@
+"""Issue 15: media truth between real agents — RTP statistics, expectMedia, MOS, SRTP.
+
+Every check here runs over real RTP between two pjsua2 agents on 127.0.0.1; the faults are
+real too (a re-INVITE to hold, a relay that drops packets or a whole direction).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import pytest
+
+from conftest import chain, command, event, instance, own_pool, scenario
+from pytest_sipflow.agent.pool import AgentPool
+from pytest_sipflow.api.ua import SipActionError, UserAgent
+from pytest_sipflow.engine.result import ScenarioResult
+from pytest_sipflow.engine.runner import run_scenario
+from pytest_sipflow.format import graph
+from pytest_sipflow.media.stats import MediaStats
+from pytest_sipflow.reporting.failure import render_failure
+from support.rtprelay import RtpRelay
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[AgentPool]:
+    yield from own_pool(14200, 10, "media")
+
+
+class Provider:
+    """The pool, with each acquired agent's requests recorded and, optionally, its SDP
+    audio port rewritten (the test-only ``debug_sdp_port``) before the scenario starts."""
+
+    def __init__(self, pool: AgentPool, sdp_ports: Sequence[int | None] = ()) -> None:
+        self.pool, self.sdp_ports = pool, list(sdp_ports)
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def acquire(self, count: int) -> Sequence[Any]:
+        agents = self.pool.acquire(count)
+        for agent, port in zip(agents, self.sdp_ports):
+            agent.request("debug_sdp_port", port=port)
+        return [Recorded(a, self.sent) for a in agents]
+
+    def release(self, agent: Any, healthy: bool) -> None:
+        self.pool.release(agent.inner, healthy)
+
+
+class Recorded:
+    def __init__(self, inner: Any, sent: list[tuple[str, dict[str, Any]]]) -> None:
+        self.inner, self.sent = inner, sent
+
+    def send(self, op: str, **args: Any) -> Any:
+        self.sent.append((op, args))
+        return self.inner.send(op, **args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def run(tmp_path: Path, text: str, provider: Any) -> ScenarioResult:
+    path = tmp_path / "media.sipflow.json"
+    path.write_text(text)
+    return run_scenario(graph.load(path), provider)
+
+
+def talk(alice_media: dict[str, Any] | None = None, bob_media: dict[str, Any] | None = None,
+         hold: bool = False, talk_ms: int = 1000) -> str:
+    """alice calls bob; both sample the live call (MEDIA), alice hangs up; bob checks the
+    final statistics. ``hold``: alice puts the call on hold before sampling."""
+    a = [instance("alice", "100"),
+         command("call", "MakeCall", "alice", callId="c", targetUri="200"),
+         event("up", "CONNECTED", "alice", callId="c",
+               expectMedia={"codec": "PCMU", "srtp": False}),
+         command("hold", "Hold", "alice", callId="c"),
+         event("a_media", "MEDIA", "alice", callId="c", timeout=talk_ms,
+               expectMedia=alice_media or {"received": True, "sent": True}),
+         event("linger", "TIMEOUT", "alice", timeout=300),
+         command("bye", "Release", "alice", callId="c")]
+    b = [instance("bob", "200"),
+         event("in", "INCOMING", "bob", callId="c"),
+         command("answer", "Answer", "bob", callId="c"),
+         event("held", "HELD", "bob", callId="c"),
+         event("b_media", "MEDIA", "bob", callId="c", timeout=talk_ms - 200,
+               expectMedia=bob_media or {"received": True, "minPackets": 20,
+                                         "maxLossPercent": 1, "minMos": 4}),
+         event("gone", "DISCONNECTED", "bob", callId="c", timeout=5000,
+               expectMedia={"received": True, "minPackets": 30, "codec": "PCMU",
+                            **({} if hold else {"sent": True})})]
+    a_ids = ["alice", "call", "up", *(["hold"] if hold else []), "a_media", "linger", "bye"]
+    b_ids = ["bob", "in", "answer", *(["held"] if hold else []), "b_media", "gone"]
+    nodes = [n for n in a + b if n["id"] in a_ids + b_ids]
+    return scenario(nodes, chain(*a_ids) + chain(*b_ids), timeout=15000)
+
+
+def failure_text(result: ScenarioResult) -> str:
+    assert result.failure is not None, "the scenario passed"
+    return render_failure(result)
+
+
+# -- (a) a normal call passes, and its statistics reach the result ---------------------------
+
+
+def test_expect_media_passes_on_a_normal_call(tmp_path: Path, pool: AgentPool) -> None:
+    result = run(tmp_path, talk(), pool)
+    assert result.passed, render_failure(result)
+    final = MediaStats.from_dict(result.media["bob"]["c"])
+    assert final.codec == "PCMU" and final.rx.packets >= 30 and final.tx.packets >= 30
+    assert final.first_packet_ms is not None and final.first_packet_ms < 1000
+    assert result.media["alice"]["c"]["rx"]["packets"] >= 30
+    messages = [n.message for n in result.nodes.values() if n.name == "MEDIA"]
+    assert all("media as expected: PCMU/8000, plain RTP" in m for m in messages), messages
+
+
+# -- (b) one direction muted: hold, and a relay that drops one direction ----------------------
+
+
+def test_hold_stops_the_held_side_sending_and_media_names_that_direction(
+        tmp_path: Path, pool: AgentPool) -> None:
+    # alice holds (sendonly): she keeps sending, bob (recvonly) stops
+    quiet = run(tmp_path, talk({"received": False, "sent": True}, hold=True), pool)
+    assert quiet.passed, render_failure(quiet)
+    result = run(tmp_path, talk({"received": True}, hold=True), pool)
+    text = failure_text(result)
+    assert result.failure is not None and result.failure.node == "a_media"
+    assert "alice received 0 RTP packets from bob in 1.0 s — one-way audio" in text, text
+
+
+def test_a_relay_dropping_one_direction_fails_naming_it(tmp_path: Path,
+                                                        pool: AgentPool) -> None:
+    with RtpRelay(drop_to_a=1.0) as relay:
+        provider = Provider(pool, [relay.a_port, relay.b_port])
+        result = run(tmp_path, talk(), provider)
+    text = failure_text(result)
+    assert "alice received 0 RTP packets from bob" in text and "one-way audio" in text, text
+    assert relay.count["b"]["sent"] > 20 and relay.count["a"]["sent"] == 0
+
+
+def test_the_same_relay_passing_everything_passes(tmp_path: Path, pool: AgentPool) -> None:
+    with RtpRelay() as relay:
+        result = run(tmp_path, talk(), Provider(pool, [relay.a_port, relay.b_port]))
+    assert result.passed, render_failure(result)
+    assert relay.count["a"]["sent"] > 20 and relay.count["b"]["sent"] > 20
