@@ -140,3 +140,78 @@ def test_the_same_relay_passing_everything_passes(tmp_path: Path, pool: AgentPoo
         result = run(tmp_path, talk(), Provider(pool, [relay.a_port, relay.b_port]))
     assert result.passed, render_failure(result)
     assert relay.count["a"]["sent"] > 20 and relay.count["b"]["sent"] > 20
+
+
+# -- (c) MOS: a clean call, and one through a relay that drops 10 % ---------------------------
+
+
+@pytest.fixture
+def pair(pool: AgentPool) -> Iterator[Any]:
+    """A maker of two UserAgents (alice, bob) on the pool's agents; all closed at the end."""
+    made: list[UserAgent] = []
+
+    def make(sdp_ports: Sequence[int | None] = (None, None), **cfg: Any
+             ) -> tuple[UserAgent, UserAgent]:
+        agents = pool.acquire(2)
+        for agent, port in zip(agents, sdp_ports):
+            agent.request("debug_sdp_port", port=port)
+        alice = UserAgent(agents[0], "alice", dn="100", codecs=["PCMU"],
+                          **cfg.get("alice", cfg.get("both", {})))
+        made.append(alice)
+        bob = UserAgent(agents[1], "bob", dn="200", codecs=["PCMU"],
+                        **cfg.get("bob", cfg.get("both", {})))
+        made.append(bob)
+        alice._directory.add(bob.uri, "bob")
+        bob._directory.add(alice.uri, "alice")
+        return alice, bob
+
+    yield make
+    for ua in made:
+        pool.release(ua.agent, ua.close())
+
+
+def connected_call(alice: UserAgent, bob: UserAgent) -> tuple[Any, Any]:
+    out = alice.call(bob)
+    inc = bob.wait_incoming()
+    inc.answer()
+    out.wait_answered()
+    return out, inc
+
+
+def test_mos_of_a_clean_call_and_of_a_call_losing_ten_percent(pair: Any) -> None:
+    import time
+
+    alice, bob = pair(both={"media": True})
+    out, inc = connected_call(alice, bob)
+    time.sleep(3.0)
+    clean = inc.assert_media(min_mos=4.2, max_loss_percent=0, min_packets=100)
+    out.release()
+    assert clean is not None
+    clean_mos = clean.mos("rx")
+    assert clean_mos is not None
+
+    with RtpRelay(drop_to_a=0.1, drop_to_b=0.1, seed=15) as relay:
+        alice, bob = pair([relay.a_port, relay.b_port], both={"media": True})
+        out, inc = connected_call(alice, bob)
+        time.sleep(5.0)
+        out.release()
+        inc.wait_disconnected()
+    lossy = inc.media_stats()  # the final numbers, from the disconnected event
+    assert lossy is not None
+    lossy_mos = lossy.mos("rx")
+    assert lossy_mos is not None
+    dropped = relay.count["b"]
+    print(f"\nMOS clean PCMU loopback: {clean_mos.mos:.2f} (R {clean_mos.r:.1f}); "
+          f"10 % loss relay: {lossy_mos.mos:.2f} (R {lossy_mos.r:.1f}, loss "
+          f"{lossy.rx.loss_percent:.1f} %, burst ratio {lossy_mos.burst_ratio:.2f}); "
+          f"relay dropped {dropped['dropped']} packets in {dropped['runs']} runs, pjmedia "
+          f"counted {lossy.rx.loss} lost in {lossy.rx.loss_bursts} loss periods")
+    assert clean_mos.mos >= 4.2
+    assert lossy_mos.mos < clean_mos.mos - 0.5
+    assert 5.0 <= lossy.rx.loss_percent <= 16.0
+    # BurstR is measured: pjmedia's loss periods are the relay's runs of drops (the last
+    # packets dropped as the call ends may never be counted as lost)
+    assert lossy.rx.loss_bursts is not None
+    assert dropped["runs"] - 4 <= lossy.rx.loss_bursts <= dropped["runs"]
+    with pytest.raises(SipActionError, match=r"alice → bob: MOS .* \(expected ≥ 4\.2\)"):
+        inc.assert_media(min_mos=4.2)

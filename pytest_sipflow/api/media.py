@@ -20,8 +20,8 @@ class CallMedia:
         with self._do("media_stats"):
             if self.is_live:
                 return media.sample(self._phone, self.handle)
-            ev = self._phone.box.take(lambda e: e.call == self.handle
-                                      and e.type == "disconnected", 0, consume=False)
+            ev = next((e for e in self._phone.box.recent(10_000)
+                       if e.call == self.handle and e.type == "disconnected"), None)
             if ev is None:
                 raise StepFailed(f"call {self.handle} has no statistics: it is not up")
             return media.final(self._phone, ev)

@@ -66,11 +66,17 @@ def peer_name(phone: Phone, handle: str, names: Mapping[str, str]) -> str:
         if found is None:
             break
         uri = found.group(1)
-        if uri in names:
-            return names[uri]
+        bare = {_bare(k): v for k, v in names.items()}
+        if uri in names or _bare(uri) in bare:
+            return names.get(uri) or bare[_bare(uri)]
         user = uri.split(":", 1)[1].split("@", 1)[0]
         return names.get(user, user)
     return "the peer"
+
+
+def _bare(uri: str) -> str:
+    """``sip:user@host`` without port: pjsua's From carries no port, the URIs do."""
+    return re.sub(r"^sips?:|:\d+$", "", uri)
 
 
 def check(expect: ExpectMedia, stats: MediaStats | None, me: str, peer: str,
