@@ -215,3 +215,40 @@ def test_mos_of_a_clean_call_and_of_a_call_losing_ten_percent(pair: Any) -> None
     assert dropped["runs"] - 4 <= lossy.rx.loss_bursts <= dropped["runs"]
     with pytest.raises(SipActionError, match=r"alice → bob: MOS .* \(expected ≥ 4\.2\)"):
         inc.assert_media(min_mos=4.2)
+
+
+# -- (d) SRTP (SDES) ----------------------------------------------------------------------------
+
+
+def test_srtp_mandatory_on_both_sides_encrypts_and_proves_it(pair: Any) -> None:
+    alice, bob = pair(both={"media": True, "srtp": "mandatory"})
+    out, inc = connected_call(alice, bob)
+    stats = inc.assert_media(srtp=True, codec="PCMU")
+    assert stats is not None and stats.srtp and stats.crypto_suite
+    assert stats.crypto_suite.startswith("AES_"), stats.crypto_suite
+    with pytest.raises(SipActionError, match=r"media is SRTP \(AES_.*\) \(expected plain RTP\)"):
+        out.assert_media(srtp=False)
+    offer = next(m for m in alice.sip_messages if m["summary"].startswith("INVITE"))
+    assert "RTP/SAVP" in offer["text"] and "a=crypto:" in offer["text"]
+
+
+def test_plain_rtp_fails_expect_srtp(pair: Any) -> None:
+    alice, bob = pair(both={"media": True})
+    out, inc = connected_call(alice, bob)
+    with pytest.raises(SipActionError, match=r"media is plain RTP, not encrypted"):
+        inc.assert_media(srtp=True)
+
+
+def test_srtp_mandatory_against_disabled_fails_with_488_naming_srtp(pair: Any) -> None:
+    alice, bob = pair(alice={"srtp": "mandatory"})
+    out = alice.call(bob)
+    with pytest.raises(SipActionError, match=r"488 Not Acceptable Here — SRTP: this instance "
+                                             r"offers only SRTP"):
+        out.wait_answered()
+
+
+def test_plain_offer_to_an_srtp_only_peer_fails_with_488_and_a_hint(pair: Any) -> None:
+    alice, bob = pair(bob={"srtp": "mandatory"})
+    out = alice.call(bob)
+    with pytest.raises(SipActionError, match=r"488 .* or it requires SRTP"):
+        out.wait_answered()

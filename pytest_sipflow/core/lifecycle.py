@@ -27,6 +27,7 @@ def send_configure(phone: Phone, settings: EngineSettings, account: Account | No
         args["media_stats"] = True
     if srtp != "disabled":
         args.update(srtp=srtp, srtp_keying=srtp_keying)
+    phone.srtp = srtp
     if account is not None:
         args.update(account.agent_args(), tls=tls_args(settings.tls),
                     timeout=settings.register_timeout_s)

@@ -49,6 +49,17 @@ def _left(end: float) -> float:
     return max(0.0, end - time.monotonic())
 
 
+def srtp_hint(code: int, srtp: str) -> str:
+    """Why a 488 may have come: the SDP offer's RTP profile (SRTP or not) was refused."""
+    if code != 488:
+        return ""
+    if srtp == "mandatory":
+        return (" — SRTP: this instance offers only SRTP (RTP/SAVP, srtp mandatory) and the "
+                "peer refused it; give both sides srtp 'mandatory' or 'optional'")
+    return (" — the peer refused the SDP offer: no common codec, or it requires SRTP "
+            f"(this instance's srtp is {srtp!r})")
+
+
 def status_text(ev: Event) -> str:
     return f"{ev.raw.get('code')} {ev.raw.get('reason', '')}".strip()
 
@@ -71,6 +82,7 @@ class Phone:
         self.request_timeout = request_timeout
         #: call handle -> the last media statistics seen (``core.media``), for the reports
         self.media: dict[str, Any] = {}
+        self.srtp = "disabled"  # as configured: explains a 488
 
     # -- agent requests -----------------------------------------------------------------
 
@@ -173,7 +185,7 @@ class Phone:
             if ev.type == "confirmed":  # answered against expectation: do not leave it up
                 self.hang_up_quietly(handle, timeout)
             if expected is None:
-                raise StepFailed(f"call to {uri} failed: {status}",
+                raise StepFailed(f"call to {uri} failed: {status}{srtp_hint(code, self.srtp)}",
                                  expected="2xx final response", actual=status)
             raise StepFailed(f"call to {uri}: expected {expected}, actual {status}",
                              expected=f"final response {expected}", actual=status)
