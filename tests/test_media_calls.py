@@ -11,7 +11,7 @@ from typing import Any, Iterator, Sequence
 
 import pytest
 
-from conftest import chain, command, event, instance, own_pool, scenario
+from conftest import basic_call, chain, command, event, instance, own_pool, scenario
 from pytest_sipflow.agent.pool import AgentPool
 from pytest_sipflow.api.ua import SipActionError, UserAgent
 from pytest_sipflow.engine.result import ScenarioResult
@@ -34,9 +34,13 @@ class Provider:
     def __init__(self, pool: AgentPool, sdp_ports: Sequence[int | None] = ()) -> None:
         self.pool, self.sdp_ports = pool, list(sdp_ports)
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.agents: list[Any] = []
+        self.before: list[int] = []  # each agent's media_requests counter when acquired
 
     def acquire(self, count: int) -> Sequence[Any]:
         agents = self.pool.acquire(count)
+        self.agents = list(agents)
+        self.before = [a.request("ping")["media_requests"] for a in agents]
         for agent, port in zip(agents, self.sdp_ports):
             agent.request("debug_sdp_port", port=port)
         return [Recorded(a, self.sent) for a in agents]
@@ -252,3 +256,22 @@ def test_plain_offer_to_an_srtp_only_peer_fails_with_488_and_a_hint(pair: Any) -
     out = alice.call(bob)
     with pytest.raises(SipActionError, match=r"488 .* or it requires SRTP"):
         out.wait_answered()
+
+
+# -- (e) costs nothing when unused ---------------------------------------------------------------
+
+
+def test_a_scenario_without_media_keys_asks_no_statistics(tmp_path: Path,
+                                                          pool: AgentPool) -> None:
+    plain = Provider(pool)
+    result = run(tmp_path, basic_call(), plain)
+    assert result.passed, render_failure(result)
+    configures = [args for op, args in plain.sent if op == "configure"]
+    assert len(configures) == 2 and not any("media_stats" in c for c in configures)
+    assert "media_stats" not in [op for op, _ in plain.sent] and result.media == {}
+    # the agents' own counter: no statistics were read during the call
+    assert [a.request("ping")["media_requests"] for a in plain.agents] == plain.before
+    watched = Provider(pool)
+    assert run(tmp_path, talk(), watched).passed
+    assert all(args.get("media_stats") for op, args in watched.sent if op == "configure")
+    assert [op for op, _ in watched.sent].count("media_stats") >= 4
