@@ -275,3 +275,26 @@ def test_a_scenario_without_media_keys_asks_no_statistics(tmp_path: Path,
     assert run(tmp_path, talk(), watched).passed
     assert all(args.get("media_stats") for op, args in watched.sent if op == "configure")
     assert [op for op, _ in watched.sent].count("media_stats") >= 4
+
+
+# -- reports: JSON, JUnit properties, the failure's table --------------------------------------
+
+
+def test_reports_carry_the_media_statistics(sipflow_pytester: pytest.Pytester) -> None:
+    import json
+    import xml.etree.ElementTree as ET
+
+    sipflow_pytester.makefile(".sipflow.json", normal=talk(),
+                              muted=talk({"received": True}, hold=True))
+    result = sipflow_pytester.runpytest("--junitxml=junit.xml", "--sipflow-json=out")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*alice received 0 RTP packets from bob in 1.0 s — one-way*",
+                                 "media (last statistics of each call*",
+                                 "call * dir * codec * pkts*", "alice c * rx * PCMU/8000*"])
+    doc = json.loads(next((sipflow_pytester.path / "out").glob("*normal*.json")).read_text())
+    bob = doc["media"]["bob"]["c"]
+    assert bob["rx"]["packets"] >= 30 and bob["mos"]["rx"]["mos"] >= 4.2
+    props = {p.get("name"): p.get("value")
+             for p in ET.parse(sipflow_pytester.path / "junit.xml").iter("property")}
+    assert int(props["media.bob.c.rx_packets"]) >= 30, props
+    assert props["media.alice.c.codec"] == "PCMU/8000"

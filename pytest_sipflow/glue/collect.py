@@ -66,6 +66,10 @@ class SipflowItem(pytest.Item):
         self.result = run_scenario(self.graph, session.pool, session.settings.engine,
                                    self._dispatch)
         reports = session.settings.report
+        if self.result.media:  # JUnit properties (only scenarios that checked media)
+            from ..reporting.results_json import media_properties
+
+            self.user_properties.extend(media_properties(self.result.media))
         if self.result.passed and not reports.wants_trace(passed=True):
             return  # nothing rendered, nothing of the reports imported
         from ..reporting.failure import render_failure
