@@ -298,3 +298,25 @@ def test_reports_carry_the_media_statistics(sipflow_pytester: pytest.Pytester) -
              for p in ET.parse(sipflow_pytester.path / "junit.xml").iter("property")}
     assert int(props["media.bob.c.rx_packets"]) >= 30, props
     assert props["media.alice.c.codec"] == "PCMU/8000"
+
+
+# -- DTLS-SRTP: probed once, skipped with the reason ------------------------------------------
+
+
+def test_dtls_keying_is_skipped_with_the_probes_reason(sipflow_pytester: pytest.Pytester
+                                                       ) -> None:
+    from pytest_sipflow.agent.probe import dtls_srtp_problem
+
+    problem = dtls_srtp_problem()
+    if problem is None:
+        pytest.skip("this pjsua2 build does DTLS-SRTP: nothing to skip")
+    assert "488" in problem and "DTLS" in problem
+    text = talk().replace('"dn": "100"', '"dn": "100", "srtp": "mandatory", "srtpKeying": "dtls"')
+    sipflow_pytester.makefile(".sipflow.json", dtls=text)
+    sipflow_pytester.makepyfile(test_api="""
+        def test_dtls(sip_instance):
+            sip_instance("alice", srtp="mandatory", srtp_keying="dtls")
+        """)
+    result = sipflow_pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*SKIPPED*DTLS-SRTP does not work in this pjsua2 build*488*"])

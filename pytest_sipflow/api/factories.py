@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from ..core.account import account_from
 from ..core.settings import EngineSettings
@@ -33,8 +33,10 @@ class Session(Protocol):
 class SipInstanceFactory:
     """Creates live user agents for one test and takes them all back at teardown."""
 
-    def __init__(self, session: Session, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, session: Session, timeout: float = DEFAULT_TIMEOUT,
+                 skip: Callable[[str], Any] | None = None) -> None:
         self._session = session
+        self._skip = skip  # pytest.skip: a feature this pjsua2 build lacks skips the test
         self.timeout = timeout
         self._agents: dict[str, UserAgent] = {}
         self._directory = Directory()  # every instance of the test can call the others by name
@@ -57,6 +59,14 @@ class SipInstanceFactory:
             raise SipActionError(f"{name}: srtp must be one of {', '.join(SRTP_USES)} and "
                                  f"srtp_keying one of {', '.join(SRTP_KEYINGS)} (got "
                                  f"{srtp!r}, {srtp_keying!r})")
+        if srtp != "disabled" and srtp_keying == "dtls":
+            from ..agent.probe import dtls_srtp_problem
+
+            problem = dtls_srtp_problem()
+            if problem:
+                if self._skip is None:
+                    raise SipActionError(f"{name}: {problem}")
+                self._skip(problem)
         engine = self._session.engine
         try:
             account = account_from(dn or name, engine, registrar=registrar, transport=transport,
