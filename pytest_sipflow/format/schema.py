@@ -338,7 +338,8 @@ class Media(EventData):
     @classmethod
     def _required(cls, value: Any) -> Any:
         if value is None:
-            raise ValueError("MEDIA needs expectMedia, e.g. {\"received\": true}")
+            raise KeyProblem("MEDIA needs expectMedia, e.g. {\"received\": true}",
+                             "expectMedia")
         return value
 
 
