@@ -139,6 +139,20 @@ def test_a_relay_dropping_one_direction_fails_naming_it(tmp_path: Path,
     assert relay.count["b"]["sent"] > 20 and relay.count["a"]["sent"] == 0
 
 
+def test_a_dead_port_in_one_sdp_is_healed_by_rtp_latching(tmp_path: Path,
+                                                           pool: AgentPool) -> None:
+    """Why the one-way faults above use a relay: alice advertises a port nobody listens on,
+    yet bob sends to where alice's RTP really comes from (pjmedia latches at once)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = int(sock.getsockname()[1])
+    result = run(tmp_path, talk(), Provider(pool, [dead, None]))
+    assert result.passed, render_failure(result)
+    assert result.media["bob"]["c"]["remote_rtp"] == f"127.0.0.1:{dead}"  # the SDP said so
+
+
 def test_the_same_relay_passing_everything_passes(tmp_path: Path, pool: AgentPool) -> None:
     with RtpRelay() as relay:
         result = run(tmp_path, talk(), Provider(pool, [relay.a_port, relay.b_port]))

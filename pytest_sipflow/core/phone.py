@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..agent.client import AgentCrashed, AgentError
 from ..sip.message import SipMessage
-from .expect import Checks, assert_headers, codec_matches, final_reply
+from .expect import Checks, assert_headers, codec_matches, final_reply, srtp_hint
 from .expect import in_ms as _ms
 from .failures import AgentDied, StepFailed
 from .mailbox import Event, Mailbox
@@ -47,17 +47,6 @@ class AgentLike(Protocol):
 
 def _left(end: float) -> float:
     return max(0.0, end - time.monotonic())
-
-
-def srtp_hint(code: int, srtp: str) -> str:
-    """Why a 488 may have come: the SDP offer's RTP profile (SRTP or not) was refused."""
-    if code != 488:
-        return ""
-    if srtp == "mandatory":
-        return (" — SRTP: this instance offers only SRTP (RTP/SAVP, srtp mandatory) and the "
-                "peer refused it; give both sides srtp 'mandatory' or 'optional'")
-    return (" — the peer refused the SDP offer: no common codec, or it requires SRTP "
-            f"(this instance's srtp is {srtp!r})")
 
 
 def status_text(ev: Event) -> str:
