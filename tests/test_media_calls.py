@@ -199,21 +199,19 @@ def connected_call(alice: UserAgent, bob: UserAgent) -> tuple[Any, Any]:
 def test_mos_of_a_clean_call_and_of_a_call_losing_ten_percent(pair: Any) -> None:
     import time
 
-    alice, bob = pair(both={"media": True})
-    out, inc = connected_call(alice, bob)
-    time.sleep(3.0)
-    clean = inc.assert_media(min_mos=4.2, max_loss_percent=0, min_packets=100)
-    out.release()
+    with RtpRelay(drop_to_a=0.1, drop_to_b=0.1, seed=15) as relay:
+        alice, bob = pair(both={"media": True})  # both calls at once: one wait for both
+        clean_out, clean_in = connected_call(alice, bob)
+        alice, bob = pair([relay.a_port, relay.b_port], both={"media": True})
+        out, inc = connected_call(alice, bob)
+        time.sleep(4.0)
+        clean = clean_in.assert_media(min_mos=4.2, max_loss_percent=0, min_packets=150)
+        clean_out.release()
+        out.release()
+        inc.wait_disconnected()
     assert clean is not None
     clean_mos = clean.mos("rx")
     assert clean_mos is not None
-
-    with RtpRelay(drop_to_a=0.1, drop_to_b=0.1, seed=15) as relay:
-        alice, bob = pair([relay.a_port, relay.b_port], both={"media": True})
-        out, inc = connected_call(alice, bob)
-        time.sleep(5.0)
-        out.release()
-        inc.wait_disconnected()
     lossy = inc.media_stats()  # the final numbers, from the disconnected event
     assert lossy is not None
     lossy_mos = lossy.mos("rx")
