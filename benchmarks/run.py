@@ -225,6 +225,48 @@ def fifty_registrations() -> tuple[float, float]:
         pool.close()
 
 
+def media_call(n: int) -> list[tuple[float, float]]:
+    """Basic call per scenario, engine only, warm pool: without media keys, then with
+    expectMedia on B's DISCONNECTED (issue 15): B's agent watches RTP, reads the final
+    statistics and the engine checks them. (ms, CPU ms of both agents and
+    this process) per scenario for each."""
+    plain = json.loads(basic_call(0))
+    media = json.loads(basic_call(0))
+    for node in media["nodes"]:
+        if node["data"].get("event") == "DISCONNECTED":
+            node["data"]["expectMedia"] = {"codec": "PCMU"}
+    out = []
+    pool = AgentPool(PortPlan(sip_base=18400, sip_range=40, rtp_base=41000), name="media")
+    try:
+        for doc in (plain, media):
+            g = graph.from_value(doc, "media.sipflow.json")
+            run_scenario(g, pool)  # warm-up
+            agents = pool.acquire(2)
+            pids = [a.pid for a in agents]
+            for a in agents:
+                pool.release(a, True)
+            cpu0 = sum(cpu_seconds(p) for p in pids) + time.process_time()
+            start = time.perf_counter()
+            for _ in range(n):
+                result = run_scenario(g, pool)
+                if not result.passed:
+                    raise SystemExit(f"media benchmark call failed: {result.failure}")
+            wall = (time.perf_counter() - start) / n
+            cpu = (sum(cpu_seconds(p) for p in pids) + time.process_time() - cpu0) / n
+            out.append((wall * 1000, cpu * 1000))
+    finally:
+        pool.close()
+    return out
+
+
+def media_rows(n: int) -> list[tuple[str, str, str]]:
+    (plain_ms, plain_cpu), (media_ms, media_cpu) = media_call(n)
+    return [("basic call, engine only: no media keys / expectMedia on DISCONNECTED (ms)",
+             f"{plain_ms:.1f} ms / {media_ms:.1f} ms", ""),
+            ("same, CPU per scenario (both agents + engine): without / with",
+             f"{plain_cpu:.1f} ms / {media_cpu:.1f} ms", "")]
+
+
 def plugin_import_ms(runs: int = 7) -> float:
     """Median cost of importing the plugin on top of pytest (what every pytest run pays)."""
     samples = []
@@ -317,11 +359,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="scenarios in the basic-call suite")
     parser.add_argument("--write", type=Path, help="also write the table to this markdown file")
-    parser.add_argument("--only", choices=["real"], help="run only these rows (no --write)")
+    parser.add_argument("--only", choices=["real", "media"],
+                        help="run only these rows (no --write)")
     args = parser.parse_args()
     n = args.n
     if args.only == "real":
         print(table(real_rows(n)))
+        return
+    if args.only == "media":
+        print(table(media_rows(n)))
         return
     with tempfile.TemporaryDirectory(prefix="sipflow-bench-") as tmp:
         folder = Path(tmp)
@@ -359,7 +405,7 @@ def main() -> None:
          "<= 0.2 %"),
         ("plugin import on top of pytest (every pytest run pays it)", f"{import_ms:.1f} ms",
          "<= 50 ms"),
-    ] + real_rows(n)
+    ] + real_rows(n) + media_rows(n)
     stamp = f"Taken {datetime.date.today().isoformat()} on {machine()}."
     text = table(rows)
     print(stamp)

@@ -51,7 +51,7 @@ def sip_instance(pytestconfig: pytest.Config) -> "Iterator[SipInstanceFactory]":
     """
     from .api.factories import SipInstanceFactory
 
-    factory = SipInstanceFactory(pytestconfig.stash[session_key])
+    factory = SipInstanceFactory(pytestconfig.stash[session_key], skip=pytest.skip)
     yield factory
     factory.close()
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from ..core.account import account_from
 from ..core.settings import EngineSettings
 from ..core.targets import Directory
 from ..engine.result import ScenarioResult
 from ..errors import SipflowWarning
+from ..format.media_keys import SRTP_KEYINGS, SRTP_USES
 from ..sip import DEFAULT_CODECS
 from .scenario import Scenario, Source
 from .ua import DEFAULT_TIMEOUT, SipActionError, UserAgent
@@ -32,8 +33,10 @@ class Session(Protocol):
 class SipInstanceFactory:
     """Creates live user agents for one test and takes them all back at teardown."""
 
-    def __init__(self, session: Session, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, session: Session, timeout: float = DEFAULT_TIMEOUT,
+                 skip: Callable[[str], Any] | None = None) -> None:
         self._session = session
+        self._skip = skip  # pytest.skip: a feature this pjsua2 build lacks skips the test
         self.timeout = timeout
         self._agents: dict[str, UserAgent] = {}
         self._directory = Directory()  # every instance of the test can call the others by name
@@ -44,12 +47,26 @@ class SipInstanceFactory:
                  transport: str | None = None, username: str | None = None,
                  password: str | None = None, realm: str | None = None,
                  domain: str | None = None, outbound_proxy: str | None = None,
-                 register: bool = True, expires: int = 300) -> UserAgent:
+                 register: bool = True, expires: int = 300, media: bool = False,
+                 srtp: str = "disabled", srtp_keying: str = "sdes") -> UserAgent:
         """A ready agent; with a registrar (given here or ``--sipflow-registrar``) it is
-        registered before this returns, unless ``register=False``."""
+        registered before this returns, unless ``register=False``. ``media``: watch each
+        call's RTP (final statistics at its end); ``srtp``: disabled, optional, mandatory."""
         __tracebackhide__ = True
         if name in self._agents:
             raise ValueError(f"sip_instance {name!r} exists already in this test")
+        if srtp not in SRTP_USES or srtp_keying not in SRTP_KEYINGS:
+            raise SipActionError(f"{name}: srtp must be one of {', '.join(SRTP_USES)} and "
+                                 f"srtp_keying one of {', '.join(SRTP_KEYINGS)} (got "
+                                 f"{srtp!r}, {srtp_keying!r})")
+        if srtp != "disabled" and srtp_keying == "dtls":
+            from ..agent.probe import dtls_srtp_problem
+
+            problem = dtls_srtp_problem()
+            if problem:
+                if self._skip is None:
+                    raise SipActionError(f"{name}: {problem}")
+                self._skip(problem)
         engine = self._session.engine
         try:
             account = account_from(dn or name, engine, registrar=registrar, transport=transport,
@@ -62,7 +79,8 @@ class SipInstanceFactory:
         try:
             ua = UserAgent(agent, name, dn=dn, label=label, codecs=codecs,
                            auto_ringing=auto_ringing, timeout=timeout or self.timeout,
-                           directory=self._directory, account=account, settings=engine)
+                           directory=self._directory, account=account, settings=engine,
+                           media=media, srtp=srtp, srtp_keying=srtp_keying)
         except BaseException:
             self._session.pool.release(agent, healthy=False)
             raise

@@ -21,6 +21,7 @@ from ..core.targets import Directory, resolve
 from ..errors import SipflowError
 from ..sip import DEFAULT_CODECS, LOOPBACK
 from ..sip.message import SipMessage
+from .media import CallMedia
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -41,7 +42,8 @@ class UserAgent:
                  codecs: Sequence[str] = DEFAULT_CODECS, auto_ringing: bool = True,
                  timeout: float = DEFAULT_TIMEOUT,
                  directory: Directory | None = None, account: Account | None = None,
-                 settings: EngineSettings | None = None) -> None:
+                 settings: EngineSettings | None = None, media: bool = False,
+                 srtp: str = "disabled", srtp_keying: str = "sdes") -> None:
         __tracebackhide__ = True
         self.name = name
         self.dn = dn or name
@@ -60,7 +62,8 @@ class UserAgent:
         with self._step("configure"):
             wait_configured(self.phone, send_configure(
                 self.phone, self.settings, account, dn=self.dn, display=label or name,
-                codecs=codecs, auto_ringing=auto_ringing), self.settings, account)
+                codecs=codecs, auto_ringing=auto_ringing, media_stats=media, srtp=srtp,
+                srtp_keying=srtp_keying), self.settings, account)
         # registered before it returns (unless register=False): the agent waits for it
         self.uri = account.aor if account else f"sip:{self.dn}@{LOOPBACK}:{agent.sip_port}"
         self._directory.add(self.uri, self.dn, self.name)
@@ -227,7 +230,7 @@ class _Step:
         return False
 
 
-class Call:
+class Call(CallMedia):
     """One call leg of a :class:`UserAgent`; its handle is its dialog key."""
 
     def __init__(self, ua: UserAgent, handle: str, direction: str, remote: str) -> None:

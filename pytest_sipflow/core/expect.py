@@ -73,3 +73,14 @@ def expect_nothing(box: Mailbox, match: Callable[[Event], bool], timeout: float,
     raise StepFailed(f"{what} happened but must not: {ev.describe()}, {when}",
                      expected=f"no {what} within {in_ms(timeout)}",
                      actual=f"{ev.describe()} at {when}")
+
+
+def srtp_hint(code: int, srtp: str) -> str:
+    """Why a 488 may have come: the SDP offer's RTP profile (SRTP or not) was refused."""
+    if code != 488:
+        return ""
+    if srtp == "mandatory":
+        return (" — SRTP: this instance offers only SRTP (RTP/SAVP, srtp mandatory) and the "
+                "peer refused it; give both sides srtp 'mandatory' or 'optional'")
+    return (" — the peer refused the SDP offer: no common codec, or it requires SRTP "
+            f"(this instance's srtp is {srtp!r})")

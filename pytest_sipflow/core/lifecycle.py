@@ -17,10 +17,17 @@ from .settings import EngineSettings
 
 def send_configure(phone: Phone, settings: EngineSettings, account: Account | None, *,
                    dn: str, display: str, codecs: Sequence[str] = DEFAULT_CODECS,
-                   auto_ringing: bool = True) -> ReplyLike:
-    """Ask the agent to become this instance (and, with an account, to register)."""
+                   auto_ringing: bool = True, media_stats: bool = False,
+                   srtp: str = "disabled", srtp_keying: str = "sdes") -> ReplyLike:
+    """Ask the agent to become this instance (and, with an account, to register).
+    ``media_stats``: watch each call's RTP (only for scenarios that check media)."""
     args: dict[str, Any] = dict(dn=dn, display=display, codecs=list(codecs),
                                 auto_ringing=auto_ringing)
+    if media_stats:
+        args["media_stats"] = True
+    if srtp != "disabled":
+        args.update(srtp=srtp, srtp_keying=srtp_keying)
+    phone.srtp = srtp
     if account is not None:
         args.update(account.agent_args(), tls=tls_args(settings.tls),
                     timeout=settings.register_timeout_s)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..agent.client import AgentCrashed, AgentError
 from ..sip.message import SipMessage
-from .expect import Checks, assert_headers, codec_matches, final_reply
+from .expect import Checks, assert_headers, codec_matches, final_reply, srtp_hint
 from .expect import in_ms as _ms
 from .failures import AgentDied, StepFailed
 from .mailbox import Event, Mailbox
@@ -69,6 +69,9 @@ class Phone:
         self.agent = agent
         self.box = box
         self.request_timeout = request_timeout
+        #: call handle -> the last media statistics seen (``core.media``), for the reports
+        self.media: dict[str, Any] = {}
+        self.srtp = "disabled"  # as configured: explains a 488
 
     # -- agent requests -----------------------------------------------------------------
 
@@ -171,7 +174,7 @@ class Phone:
             if ev.type == "confirmed":  # answered against expectation: do not leave it up
                 self.hang_up_quietly(handle, timeout)
             if expected is None:
-                raise StepFailed(f"call to {uri} failed: {status}",
+                raise StepFailed(f"call to {uri} failed: {status}{srtp_hint(code, self.srtp)}",
                                  expected="2xx final response", actual=status)
             raise StepFailed(f"call to {uri}: expected {expected}, actual {status}",
                              expected=f"final response {expected}", actual=status)

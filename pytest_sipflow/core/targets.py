@@ -20,6 +20,9 @@ class Directory:
     def get(self, name: str) -> str | None:
         return self._uris.get(name)
 
+    def names(self) -> list[str]:
+        return list(self._uris)
+
     def __contains__(self, name: str) -> bool:
         return name in self._uris
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from ..core import media
 from ..core.account import Account
 from ..core.expect import expect_nothing
 from ..core.failures import StepFailed
@@ -34,6 +35,8 @@ class NodeContext:
     abort: threading.Event
     base: Path  # folder of the scenario file (relative file paths)
     account: Account | None  # real mode: the server this instance is a phone of
+    #: URI or dn -> instance name (names the peer in media checks)
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -195,7 +198,12 @@ def ringing(ctx: NodeContext, data: Any) -> str:
 @handles(schema.Disconnected)
 def disconnected(ctx: NodeContext, data: Any) -> str:
     ev = _call_event(ctx, data)
-    return f"disconnected ({ev.raw.get('code')} {ev.raw.get('reason', '')})".strip()
+    done = f"disconnected ({ev.raw.get('code')} {ev.raw.get('reason', '')})".strip()
+    if data.expect_media is None:
+        return done
+    stats = media.final(ctx.phone, ev)
+    _check_media(ctx, data, stats, str(ev.call), "the call's final statistics")
+    return f"{done}; media as expected ({media.describe(stats)})"
 
 
 @handles(schema.DTMFReceived)
@@ -240,7 +248,28 @@ def connected(ctx: NodeContext, data: Any) -> str:
     ev = ctx.phone.wait_connected(ctx.key, data.expected_codec, ctx.timeout)
     ctx.phone.check_event(ev, data.agent_event, data.expect_headers)
     codec = ev.raw.get("codec")
+    if data.expect_media is not None:
+        handle = str(ev.call)
+        _check_media(ctx, data, media.sample(ctx.phone, handle), handle, "connect")
     return f"call {ctx.key!r} connected" + (f" ({codec})" if codec else "")
+
+
+@handles(schema.Media)
+def media_sample(ctx: NodeContext, data: Any) -> str:
+    """The live call's RTP over the node's timeout: a sample at the start and at the end."""
+    handle = ctx.phone.handle(ctx.key)
+    before = media.sample(ctx.phone, handle)
+    if ctx.abort.wait(ctx.timeout):
+        raise Interrupted()
+    stats = media.window(before, media.sample(ctx.phone, ctx.phone.handle(ctx.key)))
+    _check_media(ctx, data, stats, handle, f"{ctx.timeout * 1000:g} ms of the live call")
+    return f"media as expected: {media.describe(stats)}"
+
+
+def _check_media(ctx: NodeContext, data: Any, stats: Any, handle: str, where: str) -> None:
+    peer = media.peer_name(ctx.phone, handle, ctx.names)
+    media.check(data.expect_media, stats, ctx.step.instance, peer,
+                f"callId {ctx.key!r} ({where})")
 
 
 def _call_event(ctx: NodeContext, data: Any) -> Event:

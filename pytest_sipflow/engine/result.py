@@ -54,6 +54,8 @@ class ScenarioResult:
     # For the reports (ladder columns and labels), filled by the runner:
     instances: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> {"uri", "address"}
     call_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> {call handle: callId}
+    #: instance -> {callId: the call's last media statistics (agent shape)}, when checked
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

@@ -65,6 +65,7 @@ class ScenarioRun:
         self._agents: dict[str, AgentLike] = {}
         self._phones: dict[str, Phone] = {}
         self._directory = Directory()
+        self._names: dict[str, str] = {}  # URI or dn -> instance (media checks name the peer)
         self._accounts: dict[str, Account] = {}  # real-mode instances
         self._current: dict[str, str] = {}  # instance -> node acting on it now
         self._errors: list[BaseException] = []
@@ -116,6 +117,7 @@ class ScenarioRun:
             self._phones[inst.id] = Phone(inst.id, agent, box, self.settings.request_timeout_s)
             agent.set_event_sink(self._sink(inst.id, box))
         replies = {}
+        watched = media_instances(self.graph)
         for inst in instances:  # every agent configures (and registers) at once
             data = inst.data
             account = account_for(data.dn or inst.id, data, self.settings)
@@ -125,7 +127,8 @@ class ScenarioRun:
                 replies[inst.id] = send_configure(
                     self._phones[inst.id], self.settings, account, dn=data.dn or inst.id,
                     display=data.label or inst.id, codecs=data.codecs,
-                    auto_ringing=data.auto_ringing)
+                    auto_ringing=data.auto_ringing, media_stats=inst.id in watched,
+                    srtp=data.srtp, srtp_keying=data.srtp_keying)
             except AgentDied as exc:
                 raise self._died(inst.id, exc) from None
         for inst in instances:
@@ -145,6 +148,7 @@ class ScenarioRun:
                          + (f", registered ({reply.get('code')} {reply.get('reason', '')})".rstrip()
                             if account.register else ", not registered"))
             self._directory.add(uri, inst.data.dn, inst.id)
+            self._names.update({uri: inst.id, dn: inst.id})
             self.result.instances[inst.id] = {
                 "uri": uri, "address": f"{self.settings.bind_address}:{phone.agent.sip_port}"}
             self._log(None, inst.id, f"agent {phone.agent.name} (pid {phone.agent.pid}) {ready}")
@@ -153,6 +157,10 @@ class ScenarioRun:
 
     def _finish(self) -> None:
         self.result.call_keys = {i: p.box.bound_keys() for i, p in self._phones.items()}
+        for i, p in self._phones.items():
+            if p.media:
+                keys = self.result.call_keys.get(i, {})
+                self.result.media[i] = {keys.get(h, h): s for h, s in dict(p.media).items()}
         for agent in self._agents.values():
             agent.set_event_sink(None)
         healthy = dict.fromkeys(self._agents, False)
@@ -286,6 +294,8 @@ class ScenarioRun:
                 self._log(node, instance, f"{arrow} {summary}", "sip", sip=summary,
                           direction="sent" if raw.get("dir") == "tx" else "received",
                           text=raw.get("text"))
+            elif raw.get("event") == "disconnected" and "media" in raw:
+                self._phones[instance].media[str(raw.get("call"))] = raw["media"]
             box.post(raw)  # sip records too: header checks read the instance's trace
         return sink
 
@@ -362,13 +372,19 @@ class ScenarioRun:
             resolve=lambda target: resolve(target, self._directory, domain),
             log=lambda message, level: self._log(step.id, step.instance, message, level),
             abort=self._abort, base=Path(self.graph.path).parent,
-            account=account)
+            account=account, names=self._names)
 
     def _died(self, instance: str, exc: AgentDied) -> StepFailed:
         agent = self._agents.get(instance)
         lines = list(exc.stderr) or (agent.stderr_tail() if agent else [])
         return StepFailed(f"the SIP agent of instance {instance!r} died (exit code {exc.returncode})",
                           detail=[f"agent stderr: {line}" for line in lines[-10:]])
+
+
+def media_instances(graph: Graph) -> set[str]:
+    """Instances whose agents must watch their calls' RTP: a node of theirs checks media."""
+    return {s.instance for s in graph.steps.values()
+            if getattr(s.data, "expect_media", None) is not None}
 
 
 def run_scenario(graph: Graph, agents: AgentProvider, settings: EngineSettings | None = None,

@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from ..sip import DEFAULT_CODECS, TRANSPORT_PORTS
 from .fields import (ExpectHeaders, FinalCode, Headers, KeyProblem, Millis, StatusCode, _dtmf,
                      _Model, _regex, _text_number)
+from .media_keys import SRTP_KEYINGS, SRTP_USES, ExpectMediaKey, lower_choice, packet_keys
 
 #: Keys the SIPFLOW editor itself writes into a node's ``data`` (display, its own server
 #: references, legacy fields): accepted on every node and ignored. Taken from the editor's
@@ -47,6 +48,19 @@ class SipInstanceData(_Model):
     domain: str = ""
     outbound_proxy: str = ""
     auto_ringing: bool = True
+    # media (docs/media.md)
+    srtp: Literal["disabled", "optional", "mandatory"] = "disabled"
+    srtp_keying: Literal["sdes", "dtls"] = "sdes"
+
+    @field_validator("srtp", mode="before")
+    @classmethod
+    def _srtp(cls, value: Any) -> Any:
+        return lower_choice(value, SRTP_USES, "srtp")
+
+    @field_validator("srtp_keying", mode="before")
+    @classmethod
+    def _srtp_keying(cls, value: Any) -> Any:
+        return lower_choice(value, SRTP_KEYINGS, "srtpKeying")
 
     @field_validator("dn", "pbx_port", "username", "password", mode="before")
     @classmethod
@@ -228,6 +242,7 @@ class Ringing(EventData):
 class Disconnected(EventData):
     canonical: ClassVar[str] = "DISCONNECTED"
     agent_event: ClassVar[str | None] = "disconnected"
+    expect_media: ExpectMediaKey = None  # on the call's final statistics
 
 
 class Timeout(EventData):
@@ -291,6 +306,41 @@ class Connected(EventData):
     canonical: ClassVar[str] = "CONNECTED"
     agent_event: ClassVar[str | None] = "confirmed"
     expected_codec: str | None = None
+    expect_media: ExpectMediaKey = None  # codec and srtp only: no packet has flowed yet
+
+    @model_validator(mode="after")
+    def _no_packet_keys(self) -> "Connected":
+        keys = packet_keys(self.expect_media)
+        if keys:
+            raise KeyProblem(f"expectMedia on CONNECTED checks codec and srtp only (the call "
+                             f"has just started, no packet has flowed): move {keys} to a MEDIA "
+                             "node (the live call after its timeout) or to DISCONNECTED",
+                             f"expectMedia.{keys[0]}")
+        return self
+
+
+class Media(EventData):
+    """Samples the live call's RTP for ``timeout`` ms, then checks ``expectMedia``."""
+
+    canonical: ClassVar[str] = "MEDIA"
+    expect_media: ExpectMediaKey = Field(None, validate_default=True)
+
+    @field_validator("absent", "expect_headers")
+    @classmethod
+    def _no_message(cls, value: Any, info: ValidationInfo) -> Any:
+        if value:
+            key = to_camel(info.field_name or "")
+            raise KeyProblem(f"{key!r} means nothing on MEDIA (it samples RTP: no SIP "
+                             "message completes it)", key)
+        return value
+
+    @field_validator("expect_media")
+    @classmethod
+    def _required(cls, value: Any) -> Any:
+        if value is None:
+            raise KeyProblem("MEDIA needs expectMedia, e.g. {\"received\": true}",
+                             "expectMedia")
+        return value
 
 
 class Message(EventData):
@@ -314,7 +364,7 @@ COMMANDS["AttendedTransfer"] = MuteTransfer
 EVENTS: dict[str, type[EventData]] = {
     m.canonical: m
     for m in (Incoming, Ringing, Disconnected, Timeout, DTMFReceived, Held, Retrieved,
-              Transferred, Notify, Connected, Message)
+              Transferred, Notify, Connected, Message, Media)
 }
 EVENTS.update(HoldEvent=Held, RetrieveEvent=Retrieved, TransferEvent=Transferred)
 

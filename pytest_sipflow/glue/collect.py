@@ -66,9 +66,20 @@ class SipflowItem(pytest.Item):
         from ..engine.runner import run_scenario
 
         session = self.config.stash[session_key]
+        if any(i.data.srtp != "disabled" and i.data.srtp_keying == "dtls"
+               for i in self.graph.instances.values()):
+            from ..agent.probe import dtls_srtp_problem
+
+            problem = dtls_srtp_problem()
+            if problem:
+                pytest.skip(problem)
         self.result = run_scenario(self.graph, session.pool, session.settings.engine,
                                    self._dispatch)
         reports = session.settings.report
+        if self.result.media:  # JUnit properties (only scenarios that checked media)
+            from ..reporting.results_json import media_properties
+
+            self.user_properties.extend(media_properties(self.result.media))
         if self.result.passed and not reports.wants_trace(passed=True):
             return  # nothing rendered, nothing of the reports imported
         from ..reporting.failure import render_failure

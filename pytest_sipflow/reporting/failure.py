@@ -6,6 +6,8 @@ the controller unchanged.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..engine.result import Failure, ScenarioResult
 from ..format.graph import Graph
 
@@ -35,9 +37,19 @@ def render_failure(result: ScenarioResult, graph: Graph | None = None,
     lines.append("")
     lines.append("paths:")
     lines += render_paths(result, graph)
+    if getattr(result, "media", None):
+        lines += ["", "media (last statistics of each call; rx = received by the instance):",
+                  media_table(result.media)]
     if ladder is not None:
         lines += ["", "SIP ladder:", ladder]
     return "\n".join(lines)
+
+
+def media_table(media: dict[str, dict[str, Any]]) -> str:
+    from ..media.stats import MediaStats, format_table
+
+    return format_table({f"{inst} {key}": None if s is None else MediaStats.from_dict(s)
+                         for inst, calls in media.items() for key, s in calls.items()})
 
 
 def render_paths(result: ScenarioResult, graph: Graph | None = None) -> list[str]:

@@ -45,8 +45,37 @@ def result_document(result: ScenarioResult, item: str, *, outcome: str | None = 
                   for node_id, n in result.nodes.items()},
         "events": [event.as_dict() for event in result.events],
         "messages": _messages(result.sip_messages if records is None else records, secrets),
+        "media": media_document(getattr(result, "media", {})),
     }
     return _mask(doc, secrets)
+
+
+def media_document(media: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """instance -> callId -> the call's last media statistics with their MOS, or null."""
+    from ..media.stats import MediaStats
+
+    return {inst: {key: None if s is None else MediaStats.from_dict(s).to_dict()
+                   for key, s in calls.items()} for inst, calls in media.items()}
+
+
+def media_properties(media: dict[str, dict[str, Any]]) -> list[tuple[str, Any]]:
+    """JUnit properties of each call's statistics: ``media.<instance>.<callId>.<name>``."""
+    from ..media.stats import MediaStats
+
+    out: list[tuple[str, Any]] = []
+    for inst, calls in media.items():
+        for key, raw in calls.items():
+            if raw is None:
+                continue
+            s = MediaStats.from_dict(raw)
+            mos = s.mos("rx")
+            values = {"codec": s.codec_label, "srtp": s.srtp, "rx_packets": s.rx.packets,
+                      "tx_packets": s.tx.packets, "rx_loss": s.rx.loss,
+                      "rx_loss_percent": round(s.rx.loss_percent, 2),
+                      "rx_jitter_max_ms": s.rx.jitter_max_ms,
+                      "mos_rx": None if mos is None else round(mos.mos, 2)}
+            out += [(f"media.{inst}.{key}.{name}", v) for name, v in values.items()]
+    return out
 
 
 def dumps(document: dict[str, Any]) -> str:

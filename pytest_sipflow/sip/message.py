@@ -225,3 +225,29 @@ def sdp_direction(sdp: str) -> str:
     if hold_addr and direction == "sendrecv":
         direction = "sendonly"
     return direction
+
+
+def sdp_crypto_suite(sdp: str) -> str | None:
+    """The suite of the first ``a=crypto`` line of the first audio stream (RFC 4568), or
+    None: in an SDP answer that is the suite SDES negotiated."""
+    in_audio = False
+    for raw_line in sdp.replace("\r\n", "\n").split("\n"):
+        line = raw_line.strip()
+        if line.startswith("m="):
+            in_audio = line.startswith("m=audio")
+        elif in_audio and line.startswith("a=crypto:"):
+            parts = line[len("a=crypto:"):].split()
+            return parts[1] if len(parts) > 1 else None
+    return None
+
+
+def sdp_with_audio_port(sdp: str, port: int) -> str:
+    """The SDP with its first ``m=audio`` port replaced (a test's fault or relay)."""
+    lines = sdp.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("m=audio "):
+            parts = line.split(" ")
+            parts[1] = str(port)
+            lines[i] = " ".join(parts)
+            break
+    return "\n".join(lines)

@@ -19,6 +19,7 @@ from ..rules import OpError, codec_priorities, id_uri, register_outcome, sip_uri
 from .messages import drop_buddies
 from .objects import AgentAccount
 from .ops import Deferred, callback, op
+from .srtp import configure_media
 from .state import AgentState, pj_error_text, sip_headers
 from .transports import (TRANSPORT_PORT_OFFSET, TRANSPORT_TYPES, bind_host, ensure_transport,
                          is_ipv6)
@@ -86,6 +87,7 @@ def configure(st: AgentState, req_id: Any, args: dict[str, Any]) -> Any:
     # No automatic re-INVITE/UPDATE after answer: the trace stays what the scenario did,
     # and a pending hold/retrieve only ever sees its own re-INVITE.
     acfg.mediaConfig.lockCodecEnabled = False
+    configure_media(st, acfg, args, transport)
     acc = AgentAccount(st.fire)
     acc.create(acfg, True)
     st.acc = acc

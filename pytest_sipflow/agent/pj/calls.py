@@ -16,6 +16,7 @@ from ...sip.message import parse, readable, sdp_direction
 from ..loop import log
 from ..rules import (OpError, check_headers, check_status_code, hold_change,
                      reinvite_outcome, state_name)
+from .media import final_fields
 from .objects import AgentCall
 from .ops import callback, op
 from .state import AgentState, call_param, pj_error_text
@@ -153,7 +154,8 @@ def forget_call(st: AgentState, call: AgentCall, code: int, reason: str) -> None
     for play_id, player in list(st.players.items()):
         if player.handle == call.handle:
             st.bury(st.players.pop(play_id))
-    st.emit("disconnected", call=call.handle, code=int(code), reason=str(reason))
+    st.emit("disconnected", call=call.handle, code=int(code), reason=str(reason),
+            **final_fields(st, call))
 
 
 # --------------------------------------------------------------------------- callbacks

@@ -65,6 +65,10 @@ class AgentCall(pj.Call):
         self.born = time.monotonic()
         #: set for calls created for a REFER / Replaces before pjsua gives them an id
         self.child_of: str | None = None
+        #: media statistics of this call are watched (``media.MediaWatch``), or None
+        self.watch: Any = None
+        #: the SDES suite of the last SDP answer (``a=crypto``), when media is watched
+        self.crypto: str | None = None
 
     def onCallState(self, prm: "pj.OnCallStateParam") -> None:
         self.fire("onCallState", self, prm)
@@ -89,6 +93,15 @@ class AgentCall(pj.Call):
 
     def onCallReplaced(self, prm: "pj.OnCallReplacedParam") -> None:
         self.fire("onCallReplaced", self, prm)
+
+    def onCallMediaState(self, prm: "pj.OnCallMediaStateParam") -> None:
+        self.fire("onCallMediaState", self, prm)
+
+    def onStreamDestroyed(self, prm: "pj.OnStreamDestroyedParam") -> None:
+        self.fire("onStreamDestroyed", self, prm)
+
+    def onCallSdpCreated(self, prm: "pj.OnCallSdpCreatedParam") -> None:
+        self.fire("onCallSdpCreated", self, prm)
 
 
 class AgentPlayer(pj.AudioMediaPlayer):

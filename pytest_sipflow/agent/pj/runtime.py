@@ -20,14 +20,14 @@ import pjsua2 as pj
 from ..book import next_wake
 from ..loop import brief, hard_exit, log, set_name
 from ..rules import OpError
-from . import account, calls, media, messages, transfer, transports
+from . import account, calls, media, messages, srtp, transfer, transports
 from .objects import AgentLogWriter
 from .ops import DEFERRED, OPS, op
 from .siplog import SipTrace
 from .state import AgentState, pj_error_text
 
 #: The rooms whose ops and callbacks ``ops`` holds once they are imported.
-ROOMS = (account, calls, media, messages, transfer, transports)
+ROOMS = (account, calls, media, messages, srtp, transfer, transports)
 #: Longest block in libHandleEvents: idle, and while calls are up (pjsua2 defers log
 #: lines of other threads to the next libHandleEvents; keep those timely in calls).
 #: Idle, nothing is due: requests and media-thread events wake the loop themselves, so a
@@ -113,6 +113,8 @@ def housekeeping(st: AgentState) -> None:
         if kind == "eof":
             media.player_ended(st, data)
     media.dtmf_due(st)
+    if st.first_rx_pending:
+        media.first_packets(st)
     for pending in st.pending.expired():
         if pending.req_id is None:
             continue  # reset's own wait (unregister_bounded) reports it
@@ -182,7 +184,8 @@ def ping(st: AgentState, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
     return {"pid": os.getpid(), "calls": sorted(st.calls.live), "sip_port": st.sip_port,
             "configured": st.acc is not None,
             "media_sockets": st.budget.in_use(len(st.calls)),
-            "media_clock": st.clock_on}
+            "media_clock": st.clock_on,
+            "media_watch": st.media_watch, "media_requests": st.media_requests}
 
 
 @op("reset", needs_start=False)
@@ -194,6 +197,7 @@ def reset(st: AgentState, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
         st.reply(pending.req_id, False, error=f"{pending.op}: cancelled by reset")
     left = calls.hangup_all(st, timeout)
     media.stop_players(st)
+    st.media_watch, st.sdp_audio_port = False, None
     if left:
         raise OpError(f"{len(left)} call(s) did not end in {timeout}s: {', '.join(left)}; "
                       "discard this agent")

@@ -14,6 +14,7 @@ from typing import Any
 from ...sip.message import parse
 from ...sip.siplog import LoggedSip, SipLogReader
 from ..loop import log
+from .media import note_sdp
 from .state import AgentState
 
 
@@ -61,4 +62,7 @@ class SipTrace:
             fields["error"] = logged.error
         if cid is not None:
             fields["_callid"] = cid
+        if st.media_watch and message.status is not None and 200 <= message.status < 300 \
+                and message.body:
+            note_sdp(st, fields["call"], message.body)
         st.emit("sip", **fields)

@@ -84,6 +84,14 @@ class AgentState:
         self.dtmf_jobs: list[DtmfJob] = []
         self.players: dict[int, AgentPlayer] = {}
         self.next_play = 1
+        #: calls' media statistics are watched (``configure`` with ``media_stats``)
+        self.media_watch = False
+        #: watched calls whose first received RTP packet is still awaited
+        self.first_rx_pending: set[str] = set()
+        #: ``media_stats`` requests served (tests prove an unused feature costs nothing)
+        self.media_requests = 0
+        #: test-only SDP fault: the m=audio port this agent advertises (None: its own)
+        self.sdp_audio_port: int | None = None
         #: (destroy-after time, object): pjsua-backed objects released on the main loop
         self.graveyard: list[tuple[float, Any]] = []
         self.default_codecs: dict[str, int] = {}
