@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ..errors import SipflowError
-from .pcap import _Hosts
-from .trace import SipRecord, split_address, wire_messages
+from ..sip.address import split_address
+from .trace import Hosts, SipRecord, wire_messages
 
 MAGIC = b"HEP3"
 VENDOR = 0  # generic chunks
@@ -151,7 +151,7 @@ def sip_packets(records: Iterable[SipRecord | Mapping[str, Any]], capture_id: in
                 auth_key: str | None = None, secrets: Iterable[str] = ()) -> list[HepPacket]:
     """One SIP packet (type 1) per message on the wire, secrets masked in the payload.
     A host that is not an IP address gets a TEST-NET one, as in the pcap."""
-    secrets, hosts = list(secrets), _Hosts()
+    secrets, hosts = list(secrets), Hosts()
     out = []
     for record in wire_messages(records):
         record = record.masked(secrets)
