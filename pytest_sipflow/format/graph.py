@@ -80,6 +80,7 @@ class Graph:
     instances: dict[str, Instance]
     steps: dict[str, Step]
     unreachable: list[str]
+    slo: schema.Slo | None = None  # a load run's objectives (``--sipflow-repeat``)
 
 
 def load(path: Path | str, options: LoadOptions | None = None) -> Graph:
@@ -195,7 +196,7 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
 
     return Graph(path=path, name=doc.name or _stem(path), description=doc.description or "",
                  markers=list(doc.markers), timeout=doc.timeout, instances=instances,
-                 steps=steps, unreachable=unreachable)
+                 steps=steps, unreachable=unreachable, slo=doc.slo)
 
 
 def _shared_local_dns(instances: dict[str, Instance], registrar: bool) -> list[Problem]:
