@@ -58,6 +58,12 @@ class SipflowItem(pytest.Item):
         self.graph = graph
         self.result: "ScenarioResult | None" = None
         self._view: "ItemView | None" = None
+        self.iterations: "list[ScenarioResult]" = []  # a load run's (--sipflow-repeat)
+
+    @property
+    def runs(self) -> "list[ScenarioResult]":
+        """Every run of the file in this item: the load run's iterations, or the one run."""
+        return self.iterations or ([self.result] if self.result is not None else [])
 
     def runtest(self) -> None:
         from ..engine.runner import run_scenario
