@@ -59,6 +59,7 @@ class SipflowItem(pytest.Item):
         self.result: "ScenarioResult | None" = None
         self._view: "ItemView | None" = None
         self.iterations: "list[ScenarioResult]" = []  # a load run's (--sipflow-repeat)
+        self.kpi: "dict[str, Any] | None" = None  # its KPI document (reporting.load)
 
     @property
     def runs(self) -> "list[ScenarioResult]":
@@ -69,6 +70,10 @@ class SipflowItem(pytest.Item):
         from ..engine.runner import run_scenario
 
         session = self.config.stash[session_key]
+        if session.settings.load.active:  # --sipflow-repeat: the file as a load
+            from .load import run_item
+
+            return run_item(self)
         self.result = run_scenario(self.graph, session.pool, session.settings.engine,
                                    self._dispatch)
         reports = session.settings.report
