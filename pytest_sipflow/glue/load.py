@@ -16,14 +16,14 @@ from .keys import session_key
 
 if TYPE_CHECKING:
     from ..engine.load import Progress
-    from .collect import SipflowItem
 
 KPI_SECTION = "sipflow KPIs"
 REPORT_ATTRIBUTE = "sipflow_kpi"  # on the TestReport: plain data, so it crosses xdist
 
 
-def run_item(item: "SipflowItem") -> None:
-    """The load run of one item: iterations, KPIs, then the SLO (or every iteration) decides."""
+def run_item(item: Any) -> None:
+    """The load run of one ``SipflowItem`` (not imported: collection imports this module):
+    iterations, KPIs, then the SLO (or, without one, every iteration) decides."""
     from ..engine.load import run_load
     from ..reporting.failure import render_failure
     from ..reporting.load import junit_properties, kpi_document, kpis_of, slo_lines
