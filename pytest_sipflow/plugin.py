@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import fixtures
-from .glue import coverage, hooks, load, outputs
+from .glue import coverage, hep, hooks, load, outputs
 from .glue.collect import SipflowFile, SipflowItem, is_scenario, only_refused_files_failed
 from .glue.keys import session_key
 from .glue.options import add_options, report_header, settings_from_config
@@ -30,6 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(outputs.JunitTrace(), "sipflow-junit-trace")
     coverage.register(config)  # --sipflow-coverage: collects everywhere, reports on the controller
     load.register(config)  # --sipflow-repeat: KPIs onto reports, summarized on the controller
+    hep.register(config)  # --sipflow-hep: each process sends the items it ran
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -175,6 +175,21 @@ def rtcp_packet(report: Mapping[str, Any], call_id: str, source: str, destinatio
                      capture_id, call_id, auth_key)
 
 
+def media_packets(media: Mapping[str, Any], t: float, capture_id: int = 0,
+                  auth_key: str | None = None) -> list[HepPacket]:
+    """One type-5 packet per call of a run's media statistics (``MediaStats.to_dict()``
+    dicts keyed by call): correlated by its ``sip_call_id`` (else the key), between its
+    ``local_rtp`` and ``remote_rtp`` ends (``0.0.0.0:0`` when one is unknown)."""
+    out = []
+    for key, stats in media.items():
+        if not isinstance(stats, Mapping):
+            continue
+        ends = [str(stats.get(k) or "0.0.0.0:0") for k in ("local_rtp", "remote_rtp")]
+        out.append(rtcp_packet(stats, str(stats.get("sip_call_id") or key), ends[0], ends[1],
+                               float(stats.get("t") or t), capture_id, auth_key))
+    return out
+
+
 def parse_target(target: str) -> tuple[str, int]:
     """``host:port`` or ``[v6]:port`` of a capture node."""
     host, port = split_address(target.strip())
