@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conftest import chain, command, event, instance, scenario
+from pytest_sipflow.reporting import viewer
 
 
 def quick_call(**top: Any) -> str:
@@ -46,7 +47,8 @@ def test_a_missed_slo_fails_with_expected_and_actual(sipflow_pytester: pytest.Py
     sipflow_pytester.makefile(".sipflow.json",
                               quick=quick_call(slo={"asr": 0.5, "p95SetupMs": 1}))
     result = sipflow_pytester.runpytest("--sipflow-repeat", "6", "--sipflow-concurrency", "2",
-                                        "--sipflow-json", "out", "--junitxml", "junit.xml")
+                                        "--sipflow-json", "out", "--junitxml", "junit.xml",
+                                        "--sipflow-coverage=out")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*load run of scenario 'quick': 6 iterations (rate 0/s, concurrency 2), 0 failed; "
@@ -61,6 +63,12 @@ def test_a_missed_slo_fails_with_expected_and_actual(sipflow_pytester: pytest.Py
     props = {p.get("name"): p.get("value") for p in
              ET.parse(sipflow_pytester.path / "junit.xml").iter("property")}
     assert props["sipflow.kpi.asr"] == "1.0" and float(props["sipflow.kpi.p95SetupMs"]) > 1
+    # the viewer: KPIs with plots, and the coverage graph (6 runs of the file)
+    assert viewer.main([str(sipflow_pytester.path / "out"), "-o", "page.html"]) == 0
+    page = (sipflow_pytester.path / "page.html").read_text()
+    assert 'class="sipflow-kpi"' in page and page.count('class="sipflow-plot"') == 3
+    assert "expected p95 setup ≤ 1 ms" in page and 'class="coverage"' in page
+    assert "quick.sipflow.json: 100%" in page
 
 
 def test_without_slo_every_iteration_must_pass(sipflow_pytester: pytest.Pytester) -> None:
