@@ -99,7 +99,7 @@ def test_workers_coverage_merges_to_the_same_numbers(sipflow_pytester: pytest.Py
     suite(sipflow_pytester)
     shutil.copy(REPO / "scenarios" / "ringing.sipflow.json", sipflow_pytester.path)
     (sipflow_pytester.path / "guarded2.sipflow.json").write_text(guarded_call())
-    one = sipflow_pytester.runpytest_subprocess("-p", "no:randomly", "--sipflow-coverage=one")
+    one = sipflow_pytester.runpytest("--sipflow-coverage=one")
     one.assert_outcomes(passed=4)
     two = sipflow_pytester.runpytest_subprocess("-n", "2", "--sipflow-coverage=two")
     two.assert_outcomes(passed=4)

@@ -48,7 +48,7 @@ def test_a_missed_slo_fails_with_expected_and_actual(sipflow_pytester: pytest.Py
                               quick=quick_call(slo={"asr": 0.5, "p95SetupMs": 1}))
     result = sipflow_pytester.runpytest("--sipflow-repeat", "6", "--sipflow-concurrency", "2",
                                         "--sipflow-json", "out", "--junitxml", "junit.xml",
-                                        "--sipflow-coverage=out")
+                                        "--sipflow-coverage=out", "--html", "report.html")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*load run of scenario 'quick': 6 iterations (rate 0/s, concurrency 2), 0 failed; "
@@ -63,6 +63,8 @@ def test_a_missed_slo_fails_with_expected_and_actual(sipflow_pytester: pytest.Py
     props = {p.get("name"): p.get("value") for p in
              ET.parse(sipflow_pytester.path / "junit.xml").iter("property")}
     assert props["sipflow.kpi.asr"] == "1.0" and float(props["sipflow.kpi.p95SetupMs"]) > 1
+    html = (sipflow_pytester.path / "report.html").read_text()
+    assert "sipflow-kpi" in html and "KPIs of 6 iterations" in html  # pytest-html's extras
     # the viewer: KPIs with plots, and the coverage graph (6 runs of the file)
     assert viewer.main([str(sipflow_pytester.path / "out"), "-o", "page.html"]) == 0
     page = (sipflow_pytester.path / "page.html").read_text()
