@@ -2,11 +2,12 @@
 # Installs everything pytest-sipflow needs into .venv (Python 3.11+), plus Debian's
 # kamailio + kamailio-tls-modules (the registrar the real-mode tests run against),
 # sip-tester (SIPp, the foreign SIP stack of those tests and the benchmarks), tshark, the
-# foreign phones baresip-core and linphone-cli, and rtpengine-daemon (a userspace media relay).
+# foreign phones baresip-core and linphone-cli, rtpengine-daemon (a userspace media relay), and
+# chromium (headless: the screenshots of the HTML reports in docs/img, scripts/screenshot_*.py).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-debs=(kamailio kamailio-tls-modules sip-tester tshark baresip-core linphone-cli rtpengine-daemon)
+debs=(kamailio kamailio-tls-modules sip-tester tshark baresip-core linphone-cli rtpengine-daemon chromium)
 missing=()
 for deb in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" || missing+=("$deb")

@@ -14,7 +14,8 @@ Measured side by side in one run, all on 127.0.0.1:
 7. real mode (issue 9), through a real Kamailio (pytest_sipflow.testing.KamailioServer):
    the basic call per scenario with registration (REGISTER with digest auth, the call
    proxy-authenticated, un-REGISTER at clean-up) next to the same call local, and 50
-   instances registering at once (time until all are registered).
+   instances registering at once (time until all are registered);
+8. max steady calls per second: a load run (--sipflow-rate) against `sipp -r` (cps.py).
 Targets (issue 5): <= 20 ms per scenario, >= 5x faster than SIPp, -n 2 <= 0.65 x -n 0,
 50 instances <= 5 s; (issue 8): idle agent <= 0.2 % of a core, plugin import <= 50 ms.
 """
@@ -44,6 +45,7 @@ from pytest_sipflow.engine.events import ActionLogEvent, ExecutionEvent  # noqa:
 from pytest_sipflow.engine.runner import run_scenario  # noqa: E402
 from pytest_sipflow.agent.pool import AgentPool  # noqa: E402
 from pytest_sipflow.agent.ports import PortPlan  # noqa: E402
+import cps  # noqa: E402  (benchmarks/cps.py: max steady CPS, sipflow against SIPp)
 
 REPORTS = ("--sipflow-trace=all",)  # every report made for every passing item (issue 11)
 SIPP_UAS_PORT = 15900
@@ -332,6 +334,13 @@ READING = """## Reading the numbers
   record-routed dialog, and an un-REGISTER per phone at clean-up. The 50-registration
   rows start their clock when the scenario is handed to the engine (agents already
   started): *all registered* is when the last 200 to REGISTER was seen.
+- Max steady CPS (`benchmarks/cps.py`): the basic call as a load run through the engine
+  (`--sipflow-rate`, 12 iterations at once, agents pooled) and as `sipp -sn uac -r R -m N`
+  against `sipp -sn uas`, same machine, same run: rungs of 3 s doubling the rate, then one
+  halfway; a rung is steady when every call succeeds and they end at >= 90 % of the rate.
+  sipflow's ceiling is the pytest process's CPU (each iteration configures and resets real
+  agents and records every message; more concurrency does not raise it); SIPp is one C++
+  process per side with no per-call set-up.
 """
 
 
@@ -359,7 +368,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="scenarios in the basic-call suite")
     parser.add_argument("--write", type=Path, help="also write the table to this markdown file")
-    parser.add_argument("--only", choices=["real", "media"],
+    parser.add_argument("--only", choices=["real", "media", "cps"],
                         help="run only these rows (no --write)")
     args = parser.parse_args()
     n = args.n
@@ -368,6 +377,9 @@ def main() -> None:
         return
     if args.only == "media":
         print(table(media_rows(n)))
+        return
+    if args.only == "cps":
+        print(table(cps.rows(basic_call(0))))
         return
     with tempfile.TemporaryDirectory(prefix="sipflow-bench-") as tmp:
         folder = Path(tmp)
@@ -405,7 +417,7 @@ def main() -> None:
          "<= 0.2 %"),
         ("plugin import on top of pytest (every pytest run pays it)", f"{import_ms:.1f} ms",
          "<= 50 ms"),
-    ] + real_rows(n) + media_rows(n)
+    ] + real_rows(n) + media_rows(n) + cps.rows(basic_call(0))
     stamp = f"Taken {datetime.date.today().isoformat()} on {machine()}."
     text = table(rows)
     print(stamp)

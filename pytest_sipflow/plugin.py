@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import fixtures
-from .glue import capability, hooks, outputs
+from .glue import capability, coverage, hep, hooks, load, outputs
 from .glue.collect import SipflowFile, SipflowItem, is_scenario, only_refused_files_failed
 from .glue.keys import session_key
 from .glue.options import add_options, report_header, settings_from_config
@@ -28,6 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "sipflow-fixtures")
     if outputs.JunitTrace.wanted(config):  # JUnit is written by the controller only
         config.pluginmanager.register(outputs.JunitTrace(), "sipflow-junit-trace")
+    coverage.register(config)  # --sipflow-coverage: collects everywhere, reports on the controller
+    load.register(config)  # --sipflow-repeat: KPIs onto reports, summarized on the controller
+    hep.register(config)  # --sipflow-hep: each process sends the items it ran
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

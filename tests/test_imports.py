@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pytest_sipflow"
 #: Lower rank = lower layer; a module may import its own layer or lower ones only.
 RANKS = {"errors": 0, "sip": 0, "media": 0.5, "format": 1, "agent": 1, "core": 2,
          "engine": 3, "reporting": 4, "api": 5, "glue": 6, "fixtures": 7, "testing": 7, "plugin": 8,
+         "schema": 8,
          "__init__": 8}
 NO_PYTEST = ("engine", "core", "agent", "sip", "format", "media")
 

@@ -60,9 +60,9 @@ class SipInstanceFactory:
                                  f"srtp_keying one of {', '.join(SRTP_KEYINGS)} (got "
                                  f"{srtp!r}, {srtp_keying!r})")
         if srtp != "disabled" and srtp_keying == "dtls":
-            from ..agent.probe import dtls_srtp_problem
+            from ..agent.capabilities import skip_reason
 
-            problem = dtls_srtp_problem()
+            problem = skip_reason(self._session.capabilities(), ["dtls-srtp"])
             if problem:
                 if self._skip is None:
                     raise SipActionError(f"{name}: {problem}")

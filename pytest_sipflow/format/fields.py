@@ -46,6 +46,14 @@ class _Model(BaseModel):
         return keys
 
 
+def any_case(words: Any, empty: bool = True) -> str:
+    """A JSON Schema pattern matching any of ``words`` in any case (and "" with ``empty``):
+    what a validator that upper- or lower-cases its value accepts."""
+    alternatives = "|".join("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c
+                                    for c in word) for word in words)
+    return f"^({alternatives}){'?' if empty else ''}$"
+
+
 def _text_number(value: Any) -> Any:
     """The editor sometimes writes numbers where the format says strings."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -99,7 +107,8 @@ def _expect_headers(value: Any) -> tuple[HeaderCheck, ...]:
     return compile_checks(value)  # ValueError naming the header for a bad check or regex
 
 
-Headers = Annotated[dict[str, str], PlainValidator(_headers)]
-ExpectHeaders = Annotated[tuple[HeaderCheck, ...], PlainValidator(_expect_headers)]
+Headers = Annotated[dict[str, str], PlainValidator(_headers, json_schema_input_type=dict[str, str])]
+ExpectHeaders = Annotated[tuple[HeaderCheck, ...],
+                          PlainValidator(_expect_headers, json_schema_input_type=dict[str, Any])]
 StatusCode = Annotated[int, Field(ge=100, le=699)]
 FinalCode = Annotated[int, Field(ge=200, le=699)]

@@ -82,6 +82,7 @@ class Graph:
     instances: dict[str, Instance]
     steps: dict[str, Step]
     unreachable: list[str]
+    slo: schema.Slo | None = None  # a load run's objectives (``--sipflow-repeat``)
     params: dict[str, str] = field(default_factory=dict)  # this combination's values
 
     @property
@@ -238,7 +239,7 @@ def build(doc: schema.Document, path: Path, options: LoadOptions | None = None) 
 
     return Graph(path=path, name=doc.name or _stem(path), description=doc.description or "",
                  markers=list(doc.markers), timeout=doc.timeout, instances=instances,
-                 steps=steps, unreachable=unreachable, params=params)
+                 steps=steps, unreachable=unreachable, params=params, slo=doc.slo)
 
 
 def _name_parameters(problems: list[Problem], declared: Mapping[str, Any]) -> list[Problem]:

@@ -89,7 +89,7 @@ def unwrap(value: Any, path: str) -> Any:
         return value
     inner = _loads(value["flowData"], path, "flowData", field="flowData")
     if isinstance(inner, dict):
-        for key in ("name", "description", "markers", "timeout", "parametrize"):
+        for key in ("name", "description", "markers", "timeout", "parametrize", "slo"):
             if key in value and key not in inner:
                 inner[key] = value[key]
     return inner

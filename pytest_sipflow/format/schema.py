@@ -7,15 +7,16 @@ canonical names (``AttendedTransfer`` -> ``MuteTransfer``), so nothing else sees
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from ..sip import DEFAULT_CODECS, TRANSPORT_PORTS
 from .fields import (ExpectHeaders, FinalCode, Headers, KeyProblem, Millis, StatusCode, _dtmf,
-                     _Model, _regex, _text_number)
+                     _Model, _regex, _text_number, any_case)
 from .media_keys import SRTP_KEYINGS, SRTP_USES, ExpectMediaKey, lower_choice, packet_keys
+from .slo import Slo, slo_keys
 
 #: Keys the SIPFLOW editor itself writes into a node's ``data`` (display, its own server
 #: references, legacy fields): accepted on every node and ignored. Taken from the editor's
@@ -39,7 +40,7 @@ class SipInstanceData(_Model):
     register_: bool = Field(True, alias="register")
     pbx_host: str = ""
     pbx_port: str | int = ""
-    pbx_transport: str = "UDP"
+    pbx_transport: str = Field("UDP", json_schema_extra={"pattern": any_case(TRANSPORT_PORTS)})
     register_interval_seconds: int = Field(300, ge=0)
     codecs: list[str] = Field(default_factory=lambda: list(DEFAULT_CODECS))
     username: str | None = Field(None, validation_alias=AliasChoices("username", "authUser"))
@@ -62,7 +63,8 @@ class SipInstanceData(_Model):
     def _srtp_keying(cls, value: Any) -> Any:
         return lower_choice(value, SRTP_KEYINGS, "srtpKeying")
 
-    @field_validator("dn", "pbx_port", "username", "password", mode="before")
+    @field_validator("dn", "pbx_port", "username", "password", mode="before",
+                     json_schema_input_type=str | int | None)
     @classmethod
     def _numbers_as_text(cls, value: Any) -> Any:
         return _text_number(value)
@@ -166,12 +168,13 @@ class SendDTMF(_Sends):
     interval_ms: Millis = 100
     method: Literal["rfc2833", "info"] = "rfc2833"
 
-    @field_validator("digits", mode="before")
+    @field_validator("digits", mode="before", json_schema_input_type=str | int)
     @classmethod
     def _digits(cls, value: Any) -> Any:
         return _dtmf(value)
 
-    @field_validator("method", mode="before")
+    @field_validator("method", mode="before", json_schema_input_type=Annotated[
+        str, Field(pattern=any_case(("rfc2833", "info"), empty=False))])
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
@@ -228,7 +231,7 @@ class Incoming(EventData):
     agent_event: ClassVar[str | None] = "incoming"
     number: str | None = None
 
-    @field_validator("number", mode="before")
+    @field_validator("number", mode="before", json_schema_input_type=str | int | None)
     @classmethod
     def _number(cls, value: Any) -> Any:
         return None if value == "" else _text_number(value)
@@ -264,7 +267,8 @@ class DTMFReceived(EventData):
     expected_digit: str | None = None
     expected_digits: str | None = None
 
-    @field_validator("expected_digit", "expected_digits", mode="before")
+    @field_validator("expected_digit", "expected_digits", mode="before",
+                     json_schema_input_type=str | int | None)
     @classmethod
     def _digits(cls, value: Any) -> Any:
         return None if value == "" else _dtmf(value)
@@ -382,7 +386,7 @@ class RawNode(_Model):
     type: str
     data: dict[str, Any] = Field(default_factory=dict, repr=False)  # may hold a password
 
-    @field_validator("id", mode="before")
+    @field_validator("id", mode="before", json_schema_input_type=str | int)
     @classmethod
     def _id_text(cls, value: Any) -> Any:
         return _text_number(value)
@@ -424,6 +428,14 @@ class Document(_Model):
             raise ValueError(f"marker name(s) {', '.join(map(repr, bad))} are not Python "
                              "identifiers (letters, digits and _, not starting with a digit)")
         return value
+
+    # --- load runs (--sipflow-repeat): the objectives the run's KPIs must meet
+    slo: Slo | None = None
+
+    @field_validator("slo", mode="before")
+    @classmethod
+    def _slo_keys(cls, value: Any) -> Any:
+        return slo_keys(value)
 
 
 NodeData = SipInstanceData | CommandData | EventData

@@ -61,18 +61,22 @@ class SipflowItem(pytest.Item):
         self.result: "ScenarioResult | None" = None
         self.params: dict[str, str] = dict(graph.params)  # as request.node.callspec.params
         self._view: "ItemView | None" = None
+        self.iterations: "list[ScenarioResult]" = []  # a load run's (--sipflow-repeat)
+        self.kpi: "dict[str, Any] | None" = None  # its KPI document (reporting.load)
+
+    @property
+    def runs(self) -> "list[ScenarioResult]":
+        """Every run of the file in this item: the load run's iterations, or the one run."""
+        return self.iterations or ([self.result] if self.result is not None else [])
 
     def runtest(self) -> None:
         from ..engine.runner import run_scenario
 
         session = self.config.stash[session_key]
-        if any(i.data.srtp != "disabled" and i.data.srtp_keying == "dtls"
-               for i in self.graph.instances.values()):
-            from ..agent.probe import dtls_srtp_problem
+        if session.settings.load.active:  # --sipflow-repeat: the file as a load
+            from .load import run_item
 
-            problem = dtls_srtp_problem()
-            if problem:
-                pytest.skip(problem)
+            return run_item(self)
         self.result = run_scenario(self.graph, session.pool, session.settings.engine,
                                    self._dispatch)
         reports = session.settings.report

@@ -13,7 +13,8 @@ from ..agent.ports import PortPlan
 from ..core.settings import EngineSettings, TlsSettings
 from ..format.worker import worker_index
 from ..sip import LOOPBACK, TRANSPORT_PORTS
-from .session import ReportSettings, Settings
+from ..sip.address import split_address
+from .session import LoadSettings, ReportSettings, Settings
 
 
 TRACE_CHOICES = ("failed", "all", "none")
@@ -51,6 +52,34 @@ def _count(text: str) -> int:
     return value
 
 
+def _percent(text: str) -> float:
+    value = float(str(text).strip())
+    if not 0 <= value <= 100:
+        raise ValueError("a percentage is between 0 and 100")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = float(str(text).strip())
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _hep(text: str) -> str:
+    host, port = split_address(str(text).strip())
+    if not host or not 0 < port < 65536:
+        raise ValueError("expected HOST:PORT of a capture node, e.g. 127.0.0.1:9060")
+    return str(text).strip()
+
+
 def _file(text: str) -> str:
     path = os.path.abspath(os.path.expanduser(str(text)))
     if not os.path.isfile(path):
@@ -65,6 +94,7 @@ class Option:
     default: Any
     help: str
     metavar: str = ""
+    optional: str | None = None  # the value of the bare flag (``--flag`` = ``--flag=optional``)
 
     @property
     def flag(self) -> str:
@@ -114,6 +144,21 @@ OPTIONS = (
     Option("sipflow_pcap", str, None, "write one .pcap per scenario item into DIR", "DIR"),
     Option("sipflow_json", str, None, "write one JSON result document per scenario item into "
            "DIR (docs/results-json.md)", "DIR"),
+    # --- coverage, load runs, HEP
+    Option("sipflow_coverage", str, None, "scenario coverage: a table in the summary, "
+           "DIR/coverage.json and DIR/coverage.html (bare flag: DIR = sipflow-coverage; write "
+           "--sipflow-coverage=DIR)", "DIR", optional="sipflow-coverage"),
+    Option("sipflow_coverage_fail_under", _percent, None, "fail the run when the scenario "
+           "coverage total is under N percent", "N"),
+    Option("sipflow_repeat", _count, 0, "run each scenario file as a load of N iterations and "
+           "report KPIs; a file's \"slo\" is checked (0: run once)", "N"),
+    Option("sipflow_rate", _rate, 0.0, "iterations started per second in a load run (0: each "
+           "starts when one ends)", "R"),
+    Option("sipflow_concurrency", _positive, 1, "iterations of a load run at once (each has "
+           "its own agents)", "C"),
+    Option("sipflow_hep", _hep, None, "send every SIP message as HEP3 over UDP to a Homer / "
+           "heplify-server capture node", "HOST:PORT"),
+    Option("sipflow_hep_capture_id", _count, 1, "capture id of the HEP packets", "ID"),
 )
 FULL_TRACE_HELP = "show internal tracebacks with sipflow failures (also on with --fulltrace)"
 
@@ -126,6 +171,10 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(opt.flag, dest=opt.name, action="store_true", default=None,
                             help=help_text)
             parser.addini(opt.name, opt.help, type="bool", default=opt.default)
+        elif opt.optional is not None:
+            group.addoption(opt.flag, dest=opt.name, default=None, metavar=opt.metavar,
+                            nargs="?", const=opt.optional, help=help_text)
+            parser.addini(opt.name, opt.help, default=None)
         else:
             group.addoption(opt.flag, dest=opt.name, default=None, metavar=opt.metavar,
                             help=help_text)
@@ -148,6 +197,8 @@ def _value(config: pytest.Config, opt: Option) -> Any:
         return opt.type(raw)
     except ValueError as exc:
         detail = str(exc) if opt.type not in (int, float) else "expected a number"
+        if "could not convert" in detail:
+            detail = "expected a number"
         raise pytest.UsageError(f"{where} = {raw!r}: {detail}") from None
 
 
@@ -183,8 +234,15 @@ def settings_from_config(config: pytest.Config) -> Settings:
     report = ReportSettings(
         trace=values["sipflow_trace"], ladder_lines=values["sipflow_ladder_lines"],
         pcap_dir=str(here / values["sipflow_pcap"]) if values["sipflow_pcap"] else None,
-        json_dir=str(here / values["sipflow_json"]) if values["sipflow_json"] else None)
-    return Settings(plan, engine, full_trace, report)
+        json_dir=str(here / values["sipflow_json"]) if values["sipflow_json"] else None,
+        coverage_dir=str(here / values["sipflow_coverage"]) if values["sipflow_coverage"] else None,
+        coverage_fail_under=values["sipflow_coverage_fail_under"],
+        hep=values["sipflow_hep"], hep_capture_id=values["sipflow_hep_capture_id"])
+    if report.coverage_fail_under is not None and not report.coverage_dir:
+        raise pytest.UsageError("--sipflow-coverage-fail-under needs --sipflow-coverage")
+    load = LoadSettings(repeat=values["sipflow_repeat"], rate=values["sipflow_rate"],
+                        concurrency=values["sipflow_concurrency"])
+    return Settings(plan, engine, full_trace, report, load)
 
 
 def report_header(settings: Settings) -> str:

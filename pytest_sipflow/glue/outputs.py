@@ -31,13 +31,18 @@ def after_call(item: "SipflowItem", report: pytest.TestReport) -> None:
             view.write_pcap(settings.pcap_dir, item.nodeid)
         if settings.json_dir:
             view.write_json(settings.json_dir, item.nodeid, outcome=report.outcome,
-                            duration=report.duration)
+                            duration=report.duration,
+                            extra={"kpi": item.kpi} if item.kpi is not None else None)
     except OSError as exc:
         item.warn(pytest.PytestWarning(f"sipflow: could not write a result file: {exc}"))
     if html:
         from pytest_html import extras  # present: the html plugin is loaded
 
         fragment = view.html(f"SIP ladder and trace: {item.name}")
+        if item.kpi is not None:  # a load run: its KPIs and plots first
+            from ..reporting.load import kpi_html
+
+            fragment = kpi_html(item.kpi, f"KPIs of {len(item.runs)} iterations") + fragment
         report.extras = [*getattr(report, "extras", []), extras.html(fragment)]
 
 

@@ -24,6 +24,10 @@ class ReportSettings:
     ladder_lines: int = 40  # messages in the failure report's ladder (the last ones)
     pcap_dir: str | None = None  # absolute; one .pcap per item
     json_dir: str | None = None  # absolute; one .json per item
+    coverage_dir: str | None = None  # absolute; coverage.json and coverage.html (controller)
+    coverage_fail_under: float | None = None  # percent
+    hep: str | None = None  # host:port of a HEP capture node
+    hep_capture_id: int = 1
 
     def wants_trace(self, passed: bool) -> bool:
         return self.trace == "all" or (self.trace == "failed" and not passed)
@@ -34,6 +38,19 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class LoadSettings:
+    """``--sipflow-repeat/-rate/-concurrency``: a scenario file as a load of iterations."""
+
+    repeat: int = 0  # 0: every file runs once, as a test
+    rate: float = 0.0  # iterations started per second; 0: as fast as they end
+    concurrency: int = 1
+
+    @property
+    def active(self) -> bool:
+        return self.repeat > 0
+
+
+@dataclass(frozen=True)
 class Settings:
     """What the ``sipflow`` options decided for this run."""
 
@@ -41,6 +58,7 @@ class Settings:
     engine: EngineSettings
     full_trace: bool
     report: ReportSettings = field(default_factory=ReportSettings)
+    load: LoadSettings = field(default_factory=LoadSettings)
 
 
 @dataclass

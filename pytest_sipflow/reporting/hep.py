@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from ..errors import SipflowError
-from .pcap import _Hosts
 from ..sip.address import split_address
-from .trace import SipRecord, wire_messages
+from .trace import Hosts, SipRecord, wire_messages
 
 MAGIC = b"HEP3"
 VENDOR = 0  # generic chunks
@@ -152,7 +151,7 @@ def sip_packets(records: Iterable[SipRecord | Mapping[str, Any]], capture_id: in
                 auth_key: str | None = None, secrets: Iterable[str] = ()) -> list[HepPacket]:
     """One SIP packet (type 1) per message on the wire, secrets masked in the payload.
     A host that is not an IP address gets a TEST-NET one, as in the pcap."""
-    secrets, hosts = list(secrets), _Hosts()
+    secrets, hosts = list(secrets), Hosts()
     out = []
     for record in wire_messages(records):
         record = record.masked(secrets)
@@ -174,6 +173,21 @@ def rtcp_packet(report: Mapping[str, Any], call_id: str, source: str, destinatio
     payload = json.dumps(dict(report), separators=(",", ":")).encode()
     return HepPacket(src, dst, sport, dport, sec, usec, payload, PROTO_UDP, TYPE_RTCP_JSON,
                      capture_id, call_id, auth_key)
+
+
+def media_packets(media: Mapping[str, Any], t: float, capture_id: int = 0,
+                  auth_key: str | None = None) -> list[HepPacket]:
+    """One type-5 packet per call of a run's media statistics (``MediaStats.to_dict()``
+    dicts keyed by call): correlated by its ``sip_call_id`` (else the key), between its
+    ``local_rtp`` and ``remote_rtp`` ends (``0.0.0.0:0`` when one is unknown)."""
+    out = []
+    for key, stats in media.items():
+        if not isinstance(stats, Mapping):
+            continue
+        ends = [str(stats.get(k) or "0.0.0.0:0") for k in ("local_rtp", "remote_rtp")]
+        out.append(rtcp_packet(stats, str(stats.get("sip_call_id") or key), ends[0], ends[1],
+                               float(stats.get("t") or t), capture_id, auth_key))
+    return out
 
 
 def parse_target(target: str) -> tuple[str, int]:

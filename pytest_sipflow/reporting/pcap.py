@@ -12,7 +12,7 @@ import os
 from typing import IO, Any, Iterable, Mapping
 
 from ..sip.address import split_address
-from .trace import SipRecord, wire_messages
+from .trace import Hosts, SipRecord, wire_messages
 
 ZERO_MAC = b"\x00" * 6
 
@@ -53,7 +53,7 @@ def write_pcap(records: Iterable[SipRecord | Mapping[str, Any]],
         with open(file, "wb") as handle:
             return write_pcap(records, handle, secrets)
     writer = dpkt.pcap.Writer(file, linktype=dpkt.pcap.DLT_EN10MB)
-    hosts = _Hosts()
+    hosts = Hosts()
     seq: dict[tuple[str, str], int] = {}
     count = 0
     for record in wire_messages(records):
@@ -96,18 +96,3 @@ def _v6(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv
     if address.version == 6:
         return address  # type: ignore[return-value]
     return ipaddress.IPv6Address("::ffff:" + str(address))
-
-
-class _Hosts:
-    """IP addresses for the hosts of the records; TEST-NET ones for names."""
-
-    def __init__(self) -> None:
-        self.names: dict[str, ipaddress.IPv4Address] = {}
-
-    def ip(self, host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        try:
-            return ipaddress.ip_address(host)
-        except ValueError:
-            if host not in self.names:
-                self.names[host] = ipaddress.IPv4Address("192.0.2.1") + len(self.names)
-            return self.names[host]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, replace
 import time
@@ -194,3 +195,18 @@ def render_trace(records: Iterable[SipRecord | Mapping[str, Any]],
         body = r.text.replace("\r\n", "\n").rstrip("\n")
         blocks.append(f"{head}\n{body}\n")
     return mask_secrets("\n".join(blocks), secrets)
+
+
+class Hosts:
+    """IP addresses for the hosts of the records (pcap, HEP); TEST-NET ones for names."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, ipaddress.IPv4Address] = {}
+
+    def ip(self, host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        try:
+            return ipaddress.ip_address(host)
+        except ValueError:
+            if host not in self.names:
+                self.names[host] = ipaddress.IPv4Address("192.0.2.1") + len(self.names)
+            return self.names[host]

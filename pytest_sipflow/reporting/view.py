@@ -80,10 +80,12 @@ class ItemView:
         return path
 
     def write_json(self, directory: str, item: str, outcome: str | None = None,
-                   duration: float | None = None) -> str:
-        """``<directory>/<item as a file name>.json`` (``results_json``); returns the path."""
+                   duration: float | None = None, extra: dict[str, Any] | None = None) -> str:
+        """``<directory>/<item as a file name>.json`` (``results_json``); returns the path.
+        ``extra``: more top-level keys (a load run's ``kpi``)."""
         doc = result_document(self.result, item, outcome=outcome, duration=duration,
                               secrets=self.secrets, records=self.records)
+        doc.update(extra or {})
         return write_result_json(directory, doc)
 
 

@@ -2,7 +2,7 @@
 
 ``python -m pytest_sipflow.reporting.viewer RESULTS_DIR -o report.html``: a summary table,
 then per item its outcome, failure, node states, SVG ladder and SIP trace (``html.py``),
-and its ``media`` / ``kpi`` entries when the documents have them; a ``coverage.json``
+its ``media`` entries and a load run's ``kpi`` (table and plots); a ``coverage.json``
 (``Coverage.to_dict()``) in the directory adds the coverage graphs. No script, no links out.
 """
 
@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 from .coverage import Coverage
 from .coverage_html import render_graph
 from .html import render_html
+from .load import kpi_html
 
 COLOR = {"passed": "#1a7f37", "failed": "#c62828", "error": "#c62828", "skipped": "#b7791f"}
 STYLE = ("body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse}"
@@ -93,9 +94,13 @@ def _item(index: int, doc: Mapping[str, Any]) -> str:
         out.append(f'<pre class="failure" style="color:#c62828">{escape(chr(10).join(lines))}'
                    "</pre>")
     out.append(_nodes(doc.get("nodes") or {}))
-    for key in ("kpi", "media"):
-        if doc.get(key):
-            out.append(f"<h3>{key}</h3>{_table(doc[key])}")
+    kpi = doc.get("kpi")
+    if isinstance(kpi, Mapping) and isinstance(kpi.get("summary"), Mapping):
+        out.append(kpi_html(kpi, "KPIs of the load run"))  # table and plots
+    elif kpi:
+        out.append(f"<h3>kpi</h3>{_table(kpi)}")
+    if doc.get("media"):
+        out.append(f"<h3>media</h3>{_table(doc['media'])}")
     messages = doc.get("messages") or []
     try:
         out.append(render_html(messages, f"SIP ladder and trace ({len(messages)} records)",
