@@ -40,6 +40,24 @@ def _node_data(model: type[BaseModel], defs: dict[str, Any], key: str | None = N
     if key and names:
         props[key] = {"enum": names, "title": key}
     out["additionalProperties"] = False
+    out["properties"] = {name: sub if name == key else _allow_references(sub)
+                         for name, sub in props.items()}
+    return out
+
+
+#: ``${NAME}`` (environment or ``parametrize``) is replaced before a value is checked.
+REFERENCE = {"type": "string", "pattern": r"\$\{[^}]+\}"}
+
+
+def _allow_references(schema: Any) -> Any:
+    """Where node data constrains a string (pattern or enum), a ``${NAME}`` is fine too."""
+    if isinstance(schema, list):
+        return [_allow_references(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _allow_references(v) for k, v in schema.items()}
+    if "pattern" in out or ("enum" in out and all(isinstance(v, str) for v in out["enum"])):
+        return {"anyOf": [out, REFERENCE]}
     return out
 
 
