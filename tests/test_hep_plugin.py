@@ -6,14 +6,11 @@ import json
 import socket
 import struct
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 from conftest import basic_call
-from pytest_sipflow.engine.result import ScenarioResult
-from pytest_sipflow.glue.hep import send_run
-from pytest_sipflow.reporting.hep import HepSender
 from pytest_sipflow.reporting.trace import wire_messages
 
 
@@ -81,18 +78,30 @@ def test_every_message_of_a_call_arrives_with_correct_chunks(
         assert c[17].decode() in call_ids and f"Call-ID: {c[17].decode()}".encode() in c[15]
 
 
-def test_media_statistics_go_as_rtcp_json(receiver: socket.socket) -> None:
-    """The hook point for media statistics: ``result.media`` (fabricated here)."""
-    result: Any = ScenarioResult(name="m", path="m.sipflow.json")
-    result.media = {"call-1": {"codec": "PCMU", "sip_call_id": "abc@host", "mos": 4.3,
-                               "local_rtp": "127.0.0.1:4000", "remote_rtp": "127.0.0.1:4002",
-                               "rx": {"packets": 250, "loss": 0}}}
-    with HepSender(f"127.0.0.1:{receiver.getsockname()[1]}", capture_id=7) as sender:
-        assert send_run(sender, result, None) == 1
-    (c,) = [chunks(d) for d in drain(receiver)]
-    assert c[11] == b"\x05" and c[17] == b"abc@host" and struct.unpack("!I", c[12])[0] == 7
-    assert struct.unpack("!H", c[7])[0] == 4000 and struct.unpack("!H", c[8])[0] == 4002
-    assert json.loads(c[15])["rx"] == {"packets": 250, "loss": 0}
+def test_media_statistics_go_as_rtcp_json(sipflow_pytester: pytest.Pytester,
+                                          receiver: socket.socket) -> None:
+    """A call whose media is checked: one type-5 report per watched call, correlated by
+    the call's SIP Call-ID, carrying the measured RTP counts."""
+    port = receiver.getsockname()[1]
+    doc = json.loads(basic_call())
+    for node in doc["nodes"]:
+        if node["id"] == "gone":
+            node["data"]["expectMedia"] = {"received": True}
+        if node["id"] == "talk":
+            node["data"]["timeout"] = 400
+    sipflow_pytester.makefile(".sipflow.json", call=json.dumps(doc))
+    result = sipflow_pytester.runpytest(f"--sipflow-hep=127.0.0.1:{port}",
+                                        "--sipflow-hep-capture-id", "7", "--sipflow-json", "out")
+    result.assert_outcomes(passed=1)
+    got = [chunks(d) for d in drain(receiver)]
+    rtcp = [c for c in got if c[11] == b"\x05"]
+    assert len(rtcp) == 1, [c[11] for c in got]
+    (c,) = rtcp
+    out = json.loads(next((sipflow_pytester.path / "out").glob("*.json")).read_text())
+    bob_ids = {m["sip_call_id"] for m in out["messages"] if m["instance"] == "b"}
+    assert c[17].decode() in bob_ids and struct.unpack("!I", c[12])[0] == 7
+    report = json.loads(c[15])
+    assert report["rx"]["packets"] > 5 and report["mos"]["rx"]["mos"] > 4
 
 
 def test_a_bad_target_is_a_usage_error(sipflow_pytester: pytest.Pytester) -> None:

@@ -95,3 +95,23 @@ def test_a_bad_slo_is_a_collection_error(sipflow_pytester: pytest.Pytester) -> N
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*field 'slo.p95SetupMS': unknown SLO key; did you mean "
                                  "'p95SetupMs'?*"])
+
+
+def test_mos_of_checked_media_is_a_kpi_and_an_slo(sipflow_pytester: pytest.Pytester) -> None:
+    """Iterations whose media is checked give a MOS per call; ``minMos`` judges the worst."""
+    doc = json.loads(quick_call(slo={"minMos": 4.0}))
+    for node in doc["nodes"]:
+        if node["id"] == "gone":
+            node["data"]["expectMedia"] = {"received": True}
+    doc["nodes"].append(event("talk", "TIMEOUT", "a", timeout=300))
+    doc["edges"] = chain("a", "call", "talk", "bye") + chain("b", "in", "answer", "gone")
+    sipflow_pytester.makefile(".sipflow.json", quick=json.dumps(doc))
+    result = sipflow_pytester.runpytest("--sipflow-repeat", "3", "--sipflow-json", "out")
+    result.assert_outcomes(passed=1)
+    kpi = json.loads(next((sipflow_pytester.path / "out").glob("*.json")).read_text())["kpi"]
+    assert kpi["summary"]["minMos"] is not None and kpi["summary"]["minMos"] >= 4.0, kpi
+    doc["slo"] = {"minMos": 4.5}  # the model's ceiling: a real call cannot reach it
+    sipflow_pytester.makefile(".sipflow.json", quick=json.dumps(doc))
+    result = sipflow_pytester.runpytest("--sipflow-repeat", "3")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*expected *MOS* 4.5*actual*"])

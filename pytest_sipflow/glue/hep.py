@@ -31,12 +31,33 @@ def send_run(sender: "HepSender", result: "ScenarioResult", graph: "Graph | None
 
     view = ItemView.of(result, graph, registrar)
     sent = sender.send_records(view.records, view.secrets)
-    media = getattr(result, "media", None)
+    media = per_call_media(result)
     if media:
         end = max((r.t for r in view.records), default=time.time())
         sent += sum(sender.send(p) for p in media_packets(media, end, sender.capture_id,
                                                            sender.auth_key))
     return sent
+
+
+def per_call_media(result: "ScenarioResult") -> dict[str, dict[str, Any]]:
+    """``"instance/callId"`` -> the call's statistics (with MOS) and its SIP Call-ID, from
+    ``result.media`` (instance -> callId -> agent statistics) and the run's SIP records."""
+    from ..media.stats import MediaStats
+
+    out: dict[str, dict[str, Any]] = {}
+    for inst, calls in result.media.items():
+        handles = {key: handle for handle, key in result.call_keys.get(inst, {}).items()}
+        for key, raw in calls.items():
+            if raw is None:
+                continue
+            handle = handles.get(key, key)
+            call_id = next((m.get("sip_call_id") for m in result.sip_messages
+                            if m.get("instance") == inst and m.get("call") == handle
+                            and m.get("sip_call_id")), None)
+            out[f"{inst}/{key}"] = {**MediaStats.from_dict(raw).to_dict(),
+                                    "sip_call_id": call_id,
+                                    "local_rtp": result.instances.get(inst, {}).get("address")}
+    return out
 
 
 class HepExport:

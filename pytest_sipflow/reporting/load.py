@@ -26,9 +26,14 @@ def kpis_of(results: Sequence["ScenarioResult"], graph: "Graph | None" = None) -
 
 def _mos(result: "ScenarioResult") -> float | None:
     """The lowest MOS of the iteration, when media statistics came with it."""
-    media = getattr(result, "media", None)
-    values = [v.get("mos") for v in (media or {}).values() if isinstance(v, Mapping)]
-    values = [float(v) for v in values if isinstance(v, (int, float))]
+    from ..media.stats import MediaStats
+
+    values = []
+    for calls in result.media.values():  # instance -> callId -> agent statistics
+        for raw in calls.values():
+            est = None if raw is None else MediaStats.from_dict(raw).mos("rx")
+            if est is not None:
+                values.append(est.mos)
     return min(values) if values else None
 
 
