@@ -69,6 +69,7 @@ class Phone:
         self.agent = agent
         self.box = box
         self.request_timeout = request_timeout
+        self.recordings: list[Any] = []  # core.hearing.Recording: what this side recorded
 
     # -- agent requests -----------------------------------------------------------------
 

@@ -54,6 +54,8 @@ class ScenarioResult:
     # For the reports (ladder columns and labels), filled by the runner:
     instances: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> {"uri", "address"}
     call_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> {call handle: callId}
+    #: WAVs of what instances received (RecordAudio, in-band DTMF): instance, callId, path, node
+    recordings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

@@ -153,6 +153,8 @@ class ScenarioRun:
 
     def _finish(self) -> None:
         self.result.call_keys = {i: p.box.bound_keys() for i, p in self._phones.items()}
+        self.result.recordings = [r.as_dict() for p in self._phones.values()
+                                  for r in p.recordings]
         for agent in self._agents.values():
             agent.set_event_sink(None)
         healthy = dict.fromkeys(self._agents, False)
@@ -362,7 +364,8 @@ class ScenarioRun:
             resolve=lambda target: resolve(target, self._directory, domain),
             log=lambda message, level: self._log(step.id, step.instance, message, level),
             abort=self._abort, base=Path(self.graph.path).parent,
-            account=account)
+            account=account,
+            record_dir=Path(self.settings.record_dir) if self.settings.record_dir else None)
 
     def _died(self, instance: str, exc: AgentDied) -> StepFailed:
         agent = self._agents.get(instance)

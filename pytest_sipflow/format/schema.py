@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (AliasChoices, Field, SecretStr, StrictBool, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic.alias_generators import to_camel
 
+from .hearing import ExpectSilence, ExpectTone
 from ..sip import DEFAULT_CODECS, TRANSPORT_PORTS
 from .fields import (ExpectHeaders, FinalCode, Headers, KeyProblem, Millis, StatusCode, _dtmf,
                      _Model, _regex, _text_number)
@@ -150,7 +152,7 @@ class SendDTMF(_Sends):
     canonical: ClassVar[str] = "SendDTMF"
     digits: str = Field(min_length=1)
     interval_ms: Millis = 100
-    method: Literal["rfc2833", "info"] = "rfc2833"
+    method: Literal["rfc2833", "info", "inband"] = "rfc2833"
 
     @field_validator("digits", mode="before")
     @classmethod
@@ -167,6 +169,34 @@ class SendDTMF(_Sends):
         if self.headers and self.method != "info":
             raise KeyProblem("'headers' on SendDTMF need method 'info': RFC 2833 digits "
                              "travel in RTP, no SIP message carries them", "headers")
+        return self
+
+    @model_validator(mode="after")
+    def _inband_gap(self) -> "SendDTMF":
+        if self.method == "inband" and self.interval_ms < 40:
+            raise KeyProblem("in-band digits need a gap of at least 40 ms between tones "
+                             "(intervalMs), or the receiver hears one long digit", "intervalMs")
+        return self
+
+
+class RecordAudio(CommandData):
+    """Record what the call receives (``start``); ``stop`` finalizes the WAV and checks it."""
+
+    canonical: ClassVar[str] = "RecordAudio"
+    action: Literal["start", "stop"] = "start"
+    file_path: str | None = Field(None, min_length=1)
+    expect_tone: ExpectTone | None = None
+    expect_silence: StrictBool | ExpectSilence | None = None
+
+    @model_validator(mode="after")
+    def _checks_on_stop(self) -> "RecordAudio":
+        for key in ("expect_tone", "expect_silence"):
+            if self.action == "start" and getattr(self, key) is not None:
+                raise KeyProblem(f"{to_camel(key)!r} judges a finished recording: put it on the "
+                                 'RecordAudio node with "action": "stop"', to_camel(key))
+        if self.action == "stop" and self.file_path is not None:
+            raise KeyProblem("'filePath' names the file when recording starts; "
+                             'drop it from "action": "stop"', "filePath")
         return self
 
 
@@ -248,6 +278,21 @@ class DTMFReceived(EventData):
     agent_event: ClassVar[str | None] = "dtmf"
     expected_digit: str | None = None
     expected_digits: str | None = None
+    #: None: digits signalled by RFC 2833 or SIP INFO; "inband": tones heard in the audio
+    method: Literal["inband"] | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _inband(self) -> "DTMFReceived":
+        if self.method == "inband" and (self.absent or self.expect_headers):
+            key = "absent" if self.absent else "expectHeaders"
+            raise KeyProblem(f"{key!r} is not supported with method 'inband' (tones in the "
+                             "audio: no SIP message, no event to wait for)", key)
+        return self
 
     @field_validator("expected_digit", "expected_digits", mode="before")
     @classmethod
@@ -307,7 +352,8 @@ class Message(EventData):
 COMMANDS: dict[str, type[CommandData]] = {
     m.canonical: m
     for m in (MakeCall, Answer, Response, Release, Hold, Retrieve, BlindTransfer,
-              MuteTransfer, SendDTMF, PlayAudio, Register, Unregister, SendMessage)
+              MuteTransfer, SendDTMF, PlayAudio, Register, Unregister, SendMessage,
+              RecordAudio)
 }
 COMMANDS["AttendedTransfer"] = MuteTransfer
 

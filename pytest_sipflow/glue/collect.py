@@ -7,6 +7,9 @@ file is collected or run, so a pytest run without scenarios pays nothing for the
 from __future__ import annotations
 
 import os
+import re
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -63,8 +66,8 @@ class SipflowItem(pytest.Item):
         from ..engine.runner import run_scenario
 
         session = self.config.stash[session_key]
-        self.result = run_scenario(self.graph, session.pool, session.settings.engine,
-                                   self._dispatch)
+        engine = replace(session.settings.engine, record_dir=self._record_dir())
+        self.result = run_scenario(self.graph, session.pool, engine, self._dispatch)
         reports = session.settings.report
         if self.result.passed and not reports.wants_trace(passed=True):
             return  # nothing rendered, nothing of the reports imported
@@ -77,6 +80,16 @@ class SipflowItem(pytest.Item):
             text = render_failure(self.result, self.graph,
                                   ladder=view.ladder(reports.ladder_lines))
             raise ScenarioFailed(self.result, view.mask(text))
+
+    def _record_dir(self) -> str | None:
+        """Recordings without a filePath: ``<basetemp>/sipflow-audio/<item>/``; None (not
+        even pytest's temp folder made) when the scenario records nothing."""
+        if not any(s.name in ("RecordAudio", "DTMFReceived") for s in self.graph.steps.values()):
+            return None
+        factory = getattr(self.config, "_tmp_path_factory", None)
+        base = factory.getbasetemp() if factory is not None else Path(tempfile.gettempdir())
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", self.nodeid.replace("::", "__")).strip("_")
+        return str(base / "sipflow-audio" / (name[:180] or "item"))
 
     @property
     def view(self) -> "ItemView":

@@ -84,6 +84,9 @@ class AgentState:
         self.dtmf_jobs: list[DtmfJob] = []
         self.players: dict[int, AgentPlayer] = {}
         self.next_play = 1
+        #: recording id → (call handle, WAV path, AudioMediaRecorder) (``recording``)
+        self.recorders: dict[int, tuple[str, str, Any]] = {}
+        self.next_record = 1
         #: (destroy-after time, object): pjsua-backed objects released on the main loop
         self.graveyard: list[tuple[float, Any]] = []
         self.default_codecs: dict[str, int] = {}

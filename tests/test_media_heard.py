@@ -1,0 +1,164 @@
+"""What each side heard (issue 15 items 4, 5): recordings of the received audio checked for a
+tone, silence and in-band DTMF between two real agents, and RTP in the pcap.
+
+Every audio fact is produced by A's agent and found in B's recording; the must-fail cases
+prove the checks can fail.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from conftest import chain, command, event, instance, own_pool, scenario
+from pytest_sipflow.agent.pool import AgentPool
+from pytest_sipflow.engine.result import ScenarioResult
+from pytest_sipflow.engine.runner import run_scenario
+from pytest_sipflow.errors import ScenarioFormatError
+from pytest_sipflow.format import graph
+from pytest_sipflow.media.audio import read_wav, write_tone_wav
+from pytest_sipflow.media.heard import read_growing_wav
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[AgentPool]:
+    # The plan of test_checks_scenarios (area 7): agents on one SIP plan never share RTP ports.
+    yield from own_pool(13000, 7, "heard")
+
+
+def run(tmp_path: Path, pool: AgentPool, a_steps: list[dict[str, Any]],
+        b_steps: list[dict[str, Any]], codecs: list[str] | None = None) -> ScenarioResult:
+    """A calls B (callId c); A then runs ``a_steps`` and hangs up; B answers, runs ``b_steps``."""
+    extra = {"codecs": codecs} if codecs else {}
+    a = [command("call", "MakeCall", "a", callId="c", targetUri="200"),
+         event("ready", "TIMEOUT", "a", timeout=300), *a_steps,
+         command("bye", "Release", "a", callId="c")]
+    b = [event("in", "INCOMING", "b", callId="c", timeout=5000),
+         command("answer", "Answer", "b", callId="c"), *b_steps]
+    nodes = [instance("a", "100", **extra), instance("b", "200", **extra), *a, *b]
+    text = scenario(nodes, chain("a", *[n["id"] for n in a]) + chain("b", *[n["id"] for n in b]),
+                    timeout=20000)
+    path = tmp_path / "heard.sipflow.json"
+    path.write_text(text)
+    return run_scenario(graph.load(path), pool)
+
+
+def record_then_check(**checks: Any) -> list[dict[str, Any]]:
+    return [command("rec", "RecordAudio", "b", callId="c", filePath="b-heard.wav"),
+            event("gone", "DISCONNECTED", "b", callId="c", timeout=8000),
+            command("judge", "RecordAudio", "b", callId="c", action="stop", **checks)]
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_a_tone_played_by_a_is_heard_in_bs_recording(tmp_path: Path, pool: AgentPool,
+                                                     codec: str) -> None:
+    write_tone_wav(tmp_path / "tone.wav", 1000, 1000)
+    result = run(tmp_path, pool, [command("play", "PlayAudio", "a", callId="c",
+                                          filePath="tone.wav")],
+                 record_then_check(expectTone={"hz": 1000, "minMs": 500}), codecs=[codec])
+    assert result.passed, result.failure
+    assert "heard as expected" in result.nodes["judge"].message
+    wav = tmp_path / "b-heard.wav"
+    assert result.recordings == [{"instance": "b", "callId": "c", "path": str(wav),
+                                  "node": "rec"}]
+    audio = read_wav(wav)
+    assert audio.rate == 16000 and audio.duration_ms > 900
+
+
+def test_silence_is_not_taken_for_a_tone(tmp_path: Path, pool: AgentPool) -> None:
+    result = run(tmp_path, pool, [event("quiet", "TIMEOUT", "a", timeout=800)],
+                 record_then_check(expectTone={"hz": 1000, "minMs": 500}))
+    assert not result.passed
+    failure = result.failure
+    assert failure is not None and failure.node == "judge"
+    assert failure.reason.startswith("b heard no 1000 Hz tone ≥ 500 ms (longest 0 ms; "
+                                     "no tone heard at all; level digital silence")
+    assert failure.expected == "a 1000 Hz tone ≥ 500 ms"
+    assert f"recording: {tmp_path / 'b-heard.wav'}" in failure.detail
+
+
+def test_expect_silence_passes_on_silence_and_fails_on_a_tone(tmp_path: Path,
+                                                             pool: AgentPool) -> None:
+    quiet = run(tmp_path, pool, [event("quiet", "TIMEOUT", "a", timeout=600)],
+                record_then_check(expectSilence=True))
+    assert quiet.passed, quiet.failure
+    write_tone_wav(tmp_path / "tone.wav", 440, 600)
+    loud = run(tmp_path, pool, [command("play", "PlayAudio", "a", callId="c",
+                                        filePath="tone.wav")],
+               record_then_check(expectSilence={"maxDbfs": -40}))
+    assert loud.failure is not None
+    assert loud.failure.reason.startswith("b heard sound at ")
+    assert "expected silence below -40 dBFS; loudest tone 440 Hz" in loud.failure.reason
+
+
+def test_inband_dtmf_sent_by_a_is_heard_by_b(tmp_path: Path, pool: AgentPool) -> None:
+    result = run(tmp_path, pool,
+                 [command("dtmf", "SendDTMF", "a", callId="c", digits="123#", method="inband")],
+                 [event("digits", "DTMFReceived", "b", callId="c", method="inband",
+                        expectedDigits="123#", timeout=5000)])
+    assert result.passed, result.failure
+    assert result.nodes["digits"].message == "heard in-band DTMF '123#'"
+    assert [r["node"] for r in result.recordings] == ["digits"]  # its own capture
+
+
+def test_a_wrong_inband_digit_fails_with_what_was_heard(tmp_path: Path,
+                                                       pool: AgentPool) -> None:
+    result = run(tmp_path, pool,
+                 [command("dtmf", "SendDTMF", "a", callId="c", digits="123", method="inband")],
+                 [event("digits", "DTMFReceived", "b", callId="c", method="inband",
+                        expectedDigits="124", timeout=5000)])
+    failure = result.failure
+    assert failure is not None and failure.node == "digits"
+    assert failure.reason == "wrong in-band DTMF digit '3' at position 3"
+    assert (failure.expected, failure.actual) == ("124", "123")
+
+
+def test_rfc2833_digits_are_not_taken_for_inband_ones(tmp_path: Path, pool: AgentPool) -> None:
+    result = run(tmp_path, pool,
+                 [command("dtmf", "SendDTMF", "a", callId="c", digits="12")],
+                 [event("digits", "DTMFReceived", "b", callId="c", method="inband",
+                        expectedDigits="12", timeout=1500)])
+    assert result.failure is not None
+    assert result.failure.reason.startswith("no in-band DTMF on callId 'c' ")
+    assert result.failure.actual == "no digit heard"
+
+
+# --- collection refusals (no agents) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("data", "field", "words"), [
+    ({"action": "stop", "expectTone": {"hz": 0}}, "data.expectTone.hz", "greater than 0"),
+    ({"action": "stop", "expectTone": {"hz": 1000, "minMs": -1}}, "data.expectTone.minMs",
+     "greater than or equal to 0"),
+    ({"action": "stop", "expectTone": {"hz": 1000, "minMS": 5}}, "data.expectTone.minMS",
+     "not permitted"),
+    ({"action": "stop", "expectSilence": {"maxDbfs": 3}}, "data.expectSilence", "less than"),
+    ({"action": "start", "expectTone": {"hz": 1000}}, "expectTone", "action"),
+    ({"action": "pause"}, "data.action", "'start' or 'stop'"),
+    ({"action": "start", "expectTon": {"hz": 1000}}, "data.expectTon", "did you mean 'expectTone'"),
+])
+def test_bad_recording_checks_are_refused_at_collection(tmp_path: Path, data: dict[str, Any],
+                                                        field: str, words: str) -> None:
+    nodes = [instance("b", "200"), command("rec", "RecordAudio", "b", **data)]
+    path = tmp_path / "bad.sipflow.json"
+    path.write_text(scenario(nodes, chain("b", "rec")))
+    with pytest.raises(ScenarioFormatError) as info:
+        graph.load(path)
+    text = str(info.value)
+    assert "bad.sipflow.json" in text and "rec" in text and field in text, text
+    assert words in text, text
+
+
+def test_a_growing_recording_is_read_before_its_header_has_sizes(tmp_path: Path) -> None:
+    done = write_tone_wav(tmp_path / "t.wav", 1000, 200, rate=16000)
+    raw = bytearray(done.read_bytes())
+    raw[4:8] = raw[40:44] = b"\0\0\0\0"  # as pjmedia's writer leaves them until it closes
+    (tmp_path / "growing.wav").write_bytes(bytes(raw[:-3]))
+    audio = read_growing_wav(tmp_path / "growing.wav")
+    assert audio.rate == 16000 and len(audio.samples) == (len(raw) - 44 - 3) // 2
+    assert read_growing_wav(done).samples == read_wav(done).samples
