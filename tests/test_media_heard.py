@@ -162,3 +162,95 @@ def test_a_growing_recording_is_read_before_its_header_has_sizes(tmp_path: Path)
     audio = read_growing_wav(tmp_path / "growing.wav")
     assert audio.rate == 16000 and len(audio.samples) == (len(raw) - 44 - 3) // 2
     assert read_growing_wav(done).samples == read_wav(done).samples
+
+
+# --- RTP in the pcap (--sipflow-pcap captures it from the wire) ------------------------------
+
+TSHARK = shutil.which("tshark")
+NO_RAW_SOCKET = """
+import socket
+from pytest_sipflow.reporting import capture
+
+
+class _NoRawSockets:
+    def __getattr__(self, name):
+        return getattr(socket, name)
+
+    def socket(self, *args):
+        raise PermissionError(1, "Operation not permitted")
+
+
+capture.socket = _NoRawSockets()
+"""
+
+
+def talking_call(pytester: pytest.Pytester) -> None:
+    from conftest import basic_call
+
+    text = json.loads(basic_call())
+    next(n for n in text["nodes"] if n["id"] == "talk")["data"]["timeout"] = 600
+    (pytester.path / "talk.sipflow.json").write_text(json.dumps(text))
+
+
+def rtp_streams(pcap: Path) -> set[tuple[str, str, str]]:
+    """(ssrc, source port, destination port) of every RTP packet tshark decodes."""
+    assert TSHARK is not None
+    out = subprocess.run([TSHARK, "-r", str(pcap), "-Y", "rtp", "-T", "fields", "-e", "rtp.ssrc",
+                          "-e", "udp.srcport", "-e", "udp.dstport"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return {tuple(line.split("\t")) for line in out.splitlines()}  # type: ignore[misc]
+
+
+def test_the_pcap_holds_the_calls_rtp_in_both_directions(sipflow_pytester: pytest.Pytester) -> None:
+    talking_call(sipflow_pytester)
+    result = sipflow_pytester.runpytest_subprocess("--sipflow-pcap=out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*RTP not captured*")
+    pcap = next((sipflow_pytester.path / "out").glob("*.pcap"))
+    streams = rtp_streams(pcap)
+    ssrcs = {ssrc for ssrc, _, _ in streams}
+    directions = {(src, dst) for _, src, dst in streams}
+    assert len(ssrcs) == 2, streams
+    assert len(directions) == 2 and {d[::-1] for d in directions} == directions, streams
+    out = subprocess.run([TSHARK, "-r", str(pcap), "-Y", "rtcp || sip", "-T", "fields",
+                          "-e", "frame.protocols"], capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    assert "rtcp" in out and "sip" in out
+
+
+def test_without_capture_rights_the_pcap_has_sip_and_a_warning_says_why(
+        sipflow_pytester: pytest.Pytester) -> None:
+    talking_call(sipflow_pytester)
+    sipflow_pytester.makeconftest(NO_RAW_SOCKET)
+    result = sipflow_pytester.runpytest_subprocess("--sipflow-pcap=out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*sipflow: RTP not captured: no raw socket*CAP_NET_RAW*"
+                                 "the pcap files hold SIP only*"])
+    pcap = next((sipflow_pytester.path / "out").glob("*.pcap"))
+    assert rtp_streams(pcap) == set()
+    out = subprocess.run([TSHARK, "-r", str(pcap), "-Y", "sip", "-T", "fields", "-e",
+                          "sip.Method"], capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    assert "INVITE" in out.split()
+
+
+def test_captured_frames_are_merged_with_sip_in_time_order(tmp_path: Path) -> None:
+    import dpkt
+
+    import sipflows
+    from pytest_sipflow.reporting.capture import Frame, udp_ports
+    from pytest_sipflow.reporting.pcap import write_pcap
+
+    udp = dpkt.udp.UDP(sport=40000, dport=40020, data=b"\x80\x00" + bytes(170))
+    udp.ulen = len(udp)
+    ip = dpkt.ip.IP(src=b"\x7f\0\0\1", dst=b"\x7f\0\0\1", p=17, data=udp)
+    raw = bytes(dpkt.ethernet.Ethernet(src=bytes(6), dst=bytes(6), data=bytes(ip)))
+    assert udp_ports(raw) == (40000, 40020)
+    assert udp_ports(raw[:20]) is None
+    records = sipflows.basic_call()
+    middle = sorted(r["t"] for r in records)[3] + 0.0001
+    count = write_pcap(records, tmp_path / "m.pcap", frames=[Frame(middle, raw, (40000, 40020))])
+    with open(tmp_path / "m.pcap", "rb") as handle:
+        times = [ts for ts, _ in dpkt.pcap.Reader(handle)]
+    assert count == len(times) and times == sorted(times)
+    assert round(middle, 6) in [round(t, 6) for t in times]

@@ -18,6 +18,7 @@ import pytest
 from ..errors import ScenarioFailed, ScenarioFormatError, SipflowError
 from ..format.worker import worker_index
 from .keys import TRACE_SECTION, session_key
+from .capture import keep_capture, start_capture
 
 if TYPE_CHECKING:
     from ..engine.events import ExecutionEvent
@@ -60,6 +61,7 @@ class SipflowItem(pytest.Item):
         super().__init__(**kwargs)
         self.graph = graph
         self.result: "ScenarioResult | None" = None
+        self.rtp_frames: list[Any] = []  # --sipflow-pcap: the call's RTP/RTCP from the wire
         self._view: "ItemView | None" = None
 
     def runtest(self) -> None:
@@ -67,7 +69,11 @@ class SipflowItem(pytest.Item):
 
         session = self.config.stash[session_key]
         engine = replace(session.settings.engine, record_dir=self._record_dir())
-        self.result = run_scenario(self.graph, session.pool, engine, self._dispatch)
+        capture = start_capture(self)
+        try:
+            self.result = run_scenario(self.graph, session.pool, engine, self._dispatch)
+        finally:
+            keep_capture(self, capture)
         reports = session.settings.report
         if self.result.passed and not reports.wants_trace(passed=True):
             return  # nothing rendered, nothing of the reports imported

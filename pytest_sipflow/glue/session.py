@@ -47,6 +47,7 @@ class SipflowSession:
     settings: Settings
     _pool: "AgentPool | None" = field(default=None, repr=False)
     refused_files: set[str] = field(default_factory=set)  # node ids of broken scenario files
+    capture_warned: bool = False  # the "RTP not captured" warning was given
 
     @property
     def pool(self) -> "AgentPool":
