@@ -254,3 +254,45 @@ def test_captured_frames_are_merged_with_sip_in_time_order(tmp_path: Path) -> No
         times = [ts for ts, _ in dpkt.pcap.Reader(handle)]
     assert count == len(times) and times == sorted(times)
     assert round(middle, 6) in [round(t, 6) for t in times]
+
+
+# --- the recording in the reports ------------------------------------------------------------
+
+
+def test_a_failed_checks_recording_is_in_the_failure_json_and_html(
+        sipflow_pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_html")
+    import html as html_mod
+    import re
+
+    nodes = [instance("a", "100"), instance("b", "200"),
+             command("call", "MakeCall", "a", callId="c", targetUri="200"),
+             event("quiet", "TIMEOUT", "a", timeout=600),
+             command("bye", "Release", "a", callId="c"),
+             event("in", "INCOMING", "b", callId="c", timeout=5000),
+             command("answer", "Answer", "b", callId="c"),
+             *record_then_check(expectTone={"hz": 1000, "minMs": 500})]
+    nodes[-3]["data"].pop("filePath")  # the default place: the item's temp folder
+    edges = chain("a", "call", "quiet", "bye") + chain("b", "in", "answer", "rec", "gone", "judge")
+    (sipflow_pytester.path / "deaf.sipflow.json").write_text(scenario(nodes, edges))
+    result = sipflow_pytester.runpytest_subprocess(
+        "--sipflow-json=out", "--html=report.html", "--self-contained-html",
+        f"--basetemp={sipflow_pytester.path / 'tmp'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    wav = sipflow_pytester.path / "tmp" / "sipflow-audio" / "deaf.sipflow.json__deaf" / "b-c-rec.wav"
+    result.stdout.fnmatch_lines([
+        "*reason: b heard no 1000 Hz tone ≥ 500 ms (longest 0 ms; no tone heard at all*",
+        f"*recording: {wav}"])
+    assert read_wav(wav).duration_ms > 300
+    doc = json.loads(next((sipflow_pytester.path / "out").glob("*.json")).read_text())
+    assert doc["recordings"] == [{"instance": "b", "callId": "c", "path": str(wav),
+                                  "node": "rec"}]
+    page = (sipflow_pytester.path / "report.html").read_text()
+    blob = re.search(r'data-jsonblob="(.*?)"', page, flags=re.S)
+    assert blob
+    tests = json.loads(html_mod.unescape(blob.group(1)))["tests"]
+    fragments = [e["content"] for runs in tests.values() for run in runs
+                 for e in run.get("extras", []) if e.get("format_type") == "html"]
+    assert len(fragments) == 1
+    assert '<audio controls preload="none" src="data:audio/wav;base64,UklGR' in fragments[0]
+    assert f"b heard callId &#x27;c&#x27;: {wav}" in fragments[0]
