@@ -21,8 +21,10 @@ from pytest_sipflow.engine.result import ScenarioResult
 from pytest_sipflow.engine.runner import run_scenario
 from pytest_sipflow.errors import ScenarioFormatError
 from pytest_sipflow.format import graph
-from pytest_sipflow.media.audio import read_wav, write_tone_wav
-from pytest_sipflow.media.heard import read_growing_wav
+from pytest_sipflow.media import audio as audio_mod
+from pytest_sipflow.media.audio import Audio, read_wav, write_tone_wav
+from pytest_sipflow.media.heard import (loudest_tone, read_growing_wav, silence_verdict,
+                                        tone_verdict)
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +143,8 @@ def test_rfc2833_digits_are_not_taken_for_inband_ones(tmp_path: Path, pool: Agen
     ({"action": "start", "expectTone": {"hz": 1000}}, "expectTone", "action"),
     ({"action": "pause"}, "data.action", "'start' or 'stop'"),
     ({"action": "start", "expectTon": {"hz": 1000}}, "data.expectTon", "did you mean 'expectTone'"),
+    ({"action": "stop", "expectSilence": "yes"}, "data.expectSilence", "bool"),
+    ({"filePath": "heard.mp3"}, "filePath", ".wav"),
 ])
 def test_bad_recording_checks_are_refused_at_collection(tmp_path: Path, data: dict[str, Any],
                                                         field: str, words: str) -> None:
@@ -152,6 +156,38 @@ def test_bad_recording_checks_are_refused_at_collection(tmp_path: Path, data: di
     text = str(info.value)
     assert "bad.sipflow.json" in text and "rec" in text and field in text, text
     assert words in text, text
+
+
+@pytest.mark.parametrize(("data", "field", "words"), [
+    ({"event": "DTMFReceived", "method": "inband", "absent": True}, "absent", "inband"),
+    ({"event": "DTMFReceived", "method": "tones"}, "data.method", "'inband'"),
+    ({"command": "SendDTMF", "digits": "1", "method": "inband", "intervalMs": 20},
+     "intervalMs", "40 ms"),
+])
+def test_bad_inband_dtmf_is_refused_at_collection(tmp_path: Path, data: dict[str, Any],
+                                                  field: str, words: str) -> None:
+    node = {"id": "n", "type": "event" if "event" in data else "command",
+            "data": {**data, "sipInstanceId": "b"}}
+    path = tmp_path / "bad.sipflow.json"
+    path.write_text(scenario([instance("b", "200"), node], chain("b", "n")))
+    with pytest.raises(ScenarioFormatError) as info:
+        graph.load(path)
+    text = str(info.value)
+    assert field in text and words in text, text
+
+
+def test_verdicts_say_what_was_heard() -> None:
+    tone = Audio(audio_mod.tone(440, 600, 16000), 16000)
+    assert tone_verdict(tone, 440, 500, "bob") is None
+    assert tone_verdict(tone, 1000, 500, "bob") == (
+        "bob heard no 1000 Hz tone ≥ 500 ms (longest 0 ms; loudest tone heard 440 Hz; "
+        "level -13 dBFS)")
+    quiet = Audio(audio_mod.silence(600, 16000), 16000)
+    assert silence_verdict(quiet, -50, True, "bob") is None
+    assert silence_verdict(quiet, -50, False, "bob") == (
+        "bob heard silence at digital silence (expected sound at -50 dBFS or more)")
+    assert silence_verdict(tone, -50, False, "bob") is None
+    assert loudest_tone(Audio(audio_mod.dtmf("5", 300, 10, 16000), 16000)) is None
 
 
 def test_a_growing_recording_is_read_before_its_header_has_sizes(tmp_path: Path) -> None:

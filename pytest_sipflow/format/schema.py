@@ -197,6 +197,8 @@ class RecordAudio(CommandData):
         if self.action == "stop" and self.file_path is not None:
             raise KeyProblem("'filePath' names the file when recording starts; "
                              'drop it from "action": "stop"', "filePath")
+        if self.file_path is not None and not self.file_path.lower().endswith(".wav"):
+            raise KeyProblem("'filePath' must name a .wav file (recordings are WAV)", "filePath")
         return self
 
 

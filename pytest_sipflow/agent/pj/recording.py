@@ -34,7 +34,7 @@ def _audio(st: AgentState, args: dict[str, Any]) -> Any:
 def record_start(st: AgentState, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
     call, media = _audio(st, args)
     path = args.get("path")
-    if not isinstance(path, str) or not path.endswith(".wav"):
+    if not isinstance(path, str) or not path.lower().endswith(".wav"):
         raise OpError("'path' must name a .wav file")
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
