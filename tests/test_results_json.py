@@ -36,7 +36,7 @@ def busy_result() -> ScenarioResult:
 def test_document_shape() -> None:
     doc = result_document(busy_result(), "scenarios/busy.sipflow.json::Bob is busy")
     assert list(doc) == ["version", "item", "scenario", "outcome", "duration", "state",
-                         "failure", "paths", "nodes", "events", "messages"]
+                         "failure", "paths", "nodes", "events", "messages", "recordings"]
     assert (doc["version"], doc["scenario"], doc["outcome"], doc["duration"]) == (
         VERSION, "Bob is busy", "failed", 1.02)
     assert doc["nodes"]["dial"] == {"state": "failed", "started": 0.0, "ended": 1.014,

@@ -44,8 +44,8 @@ def result_document(result: ScenarioResult, item: str, *, outcome: str | None = 
                             "name": n.name, "callId": n.call_id}
                   for node_id, n in result.nodes.items()},
         "events": [event.as_dict() for event in result.events],
-        "recordings": [dict(rec) for rec in getattr(result, "recordings", ())],
         "messages": _messages(result.sip_messages if records is None else records, secrets),
+        "recordings": [dict(rec) for rec in getattr(result, "recordings", ())],
     }
     return _mask(doc, secrets)
 
