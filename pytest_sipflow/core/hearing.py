@@ -58,10 +58,11 @@ def default_path(folder: Path | None, phone: Phone, key: str, node: str) -> Path
 
 
 def start(phone: Phone, key: str, path: Path, node: str | None) -> Recording:
-    if running(phone, key) is not None:
+    busy = running(phone, key)
+    if busy is not None:
         raise StepFailed(f"callId {key!r} on instance {phone.name!r} is already being "
                          "recorded; stop that recording first",
-                         expected="no running recording", actual=running(phone, key).path)
+                         expected="no running recording", actual=busy.path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -74,7 +75,11 @@ def start(phone: Phone, key: str, path: Path, node: str | None) -> Recording:
 
 
 def running(phone: Phone, key: str) -> Recording | None:
-    return next((r for r in reversed(recordings(phone)) if r.call_id == key and r.open), None)
+    """The open recording of the call now under ``key`` (ended or not); a call that
+    re-used the key later starts afresh."""
+    handle = phone.box.handle(key)
+    return next((r for r in reversed(recordings(phone))
+                 if r.call_id == key and r.handle == handle and r.open), None)
 
 
 def stop(phone: Phone, key: str) -> Recording:
