@@ -23,8 +23,8 @@ from pytest_sipflow.errors import ScenarioFormatError
 from pytest_sipflow.format import graph
 from pytest_sipflow.media import audio as audio_mod
 from pytest_sipflow.media.audio import Audio, read_wav, write_tone_wav
-from pytest_sipflow.media.heard import (loudest_tone, read_growing_wav, silence_verdict,
-                                        tone_verdict)
+from pytest_sipflow.media.heard import (heard_digits, loudest_tone, read_growing_wav,
+                                        silence_verdict, tone_verdict)
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +188,8 @@ def test_verdicts_say_what_was_heard() -> None:
         "bob heard silence at digital silence (expected sound at -50 dBFS or more)")
     assert silence_verdict(tone, -50, False, "bob") is None
     assert loudest_tone(Audio(audio_mod.dtmf("5", 300, 10, 16000), 16000)) is None
+    assert heard_digits(Audio(audio_mod.dtmf("123#", rate=16000), 16000)) == "123#"
+    assert heard_digits(Audio(audio_mod.dtmf("9*", rate=8000), 8000)) == "9*"
 
 
 def test_a_growing_recording_is_read_before_its_header_has_sizes(tmp_path: Path) -> None:
