@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import (AliasChoices, Field, SecretStr, StrictBool, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from .hearing import ExpectSilence, ExpectTone
 from ..sip import DEFAULT_CODECS, TRANSPORT_PORTS
 from .fields import (ExpectHeaders, FinalCode, Headers, KeyProblem, Millis, StatusCode, _dtmf,
                      _Model, _regex, _text_number)
+from .hearing import (ExpectTone, InbandMethod, SilenceKey, check_inband_send, check_inband_wait,
+                      check_record_audio)
 
 #: Keys the SIPFLOW editor itself writes into a node's ``data`` (display, its own server
 #: references, legacy fields): accepted on every node and ignored. Taken from the editor's
@@ -173,32 +173,22 @@ class SendDTMF(_Sends):
 
     @model_validator(mode="after")
     def _inband_gap(self) -> "SendDTMF":
-        if self.method == "inband" and self.interval_ms < 40:
-            raise KeyProblem("in-band digits need a gap of at least 40 ms between tones "
-                             "(intervalMs), or the receiver hears one long digit", "intervalMs")
+        check_inband_send(self.method, self.interval_ms)
         return self
 
 
 class RecordAudio(CommandData):
-    """Record what the call receives (``start``); ``stop`` finalizes the WAV and checks it."""
+    """Record what the call receives (``start``); ``stop`` closes the WAV and judges it."""
 
     canonical: ClassVar[str] = "RecordAudio"
     action: Literal["start", "stop"] = "start"
     file_path: str | None = Field(None, min_length=1)
     expect_tone: ExpectTone | None = None
-    expect_silence: StrictBool | ExpectSilence | None = None
+    expect_silence: SilenceKey = None
 
     @model_validator(mode="after")
-    def _checks_on_stop(self) -> "RecordAudio":
-        for key in ("expect_tone", "expect_silence"):
-            if self.action == "start" and getattr(self, key) is not None:
-                raise KeyProblem(f"{to_camel(key)!r} judges a finished recording: put it on the "
-                                 'RecordAudio node with "action": "stop"', to_camel(key))
-        if self.action == "stop" and self.file_path is not None:
-            raise KeyProblem("'filePath' names the file when recording starts; "
-                             'drop it from "action": "stop"', "filePath")
-        if self.file_path is not None and not self.file_path.lower().endswith(".wav"):
-            raise KeyProblem("'filePath' must name a .wav file (recordings are WAV)", "filePath")
+    def _coherent(self) -> "RecordAudio":
+        check_record_audio(self.action, self.file_path, self.expect_tone, self.expect_silence)
         return self
 
 
@@ -280,20 +270,11 @@ class DTMFReceived(EventData):
     agent_event: ClassVar[str | None] = "dtmf"
     expected_digit: str | None = None
     expected_digits: str | None = None
-    #: None: digits signalled by RFC 2833 or SIP INFO; "inband": tones heard in the audio
-    method: Literal["inband"] | None = None
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _method(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
+    method: InbandMethod = None
 
     @model_validator(mode="after")
     def _inband(self) -> "DTMFReceived":
-        if self.method == "inband" and (self.absent or self.expect_headers):
-            key = "absent" if self.absent else "expectHeaders"
-            raise KeyProblem(f"{key!r} is not supported with method 'inband' (tones in the "
-                             "audio: no SIP message, no event to wait for)", key)
+        check_inband_wait(self.method, self.absent, self.expect_headers)
         return self
 
     @field_validator("expected_digit", "expected_digits", mode="before")
