@@ -36,7 +36,8 @@ def busy_result() -> ScenarioResult:
 def test_document_shape() -> None:
     doc = result_document(busy_result(), "scenarios/busy.sipflow.json::Bob is busy")
     assert list(doc) == ["version", "item", "scenario", "outcome", "duration", "state",
-                         "failure", "paths", "nodes", "events", "messages", "media"]
+                         "failure", "paths", "nodes", "events", "messages", "media",
+                         "recordings"]
     assert doc["media"] == {}  # no node checked media: no statistics were taken
     assert (doc["version"], doc["scenario"], doc["outcome"], doc["duration"]) == (
         VERSION, "Bob is busy", "failed", 1.02)

@@ -72,6 +72,7 @@ class Phone:
         #: call handle -> the last media statistics seen (``core.media``), for the reports
         self.media: dict[str, Any] = {}
         self.srtp = "disabled"  # as configured: explains a 488
+        self.recordings: list[Any] = []  # core.hearing.Recording: what this side recorded
 
     # -- agent requests -----------------------------------------------------------------
 

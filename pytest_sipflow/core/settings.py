@@ -27,3 +27,4 @@ class EngineSettings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     bind_address: str = LOOPBACK  # local address of SIP and RTP
     register_timeout_s: float = 5.0  # a registration (or un-registration) must end within this
+    record_dir: str | None = None  # recordings without a filePath (None: a fresh temp folder)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..core import media
+from ..core import hearing
 from ..core.account import Account
 from ..core.expect import expect_nothing
 from ..core.failures import StepFailed
@@ -37,6 +38,7 @@ class NodeContext:
     account: Account | None  # real mode: the server this instance is a phone of
     #: URI or dn -> instance name (names the peer in media checks)
     names: Mapping[str, str] = field(default_factory=dict)
+    record_dir: Path | None = None  # where recordings without a filePath go
 
     @property
     def key(self) -> str:
@@ -132,6 +134,9 @@ def attended_transfer(ctx: NodeContext, data: Any) -> str:
 
 @handles(schema.SendDTMF)
 def send_dtmf(ctx: NodeContext, data: Any) -> str:
+    if data.method == "inband":
+        hearing.send_inband(ctx.phone, ctx.key, data.digits, data.interval_ms, ctx.abort)
+        return f"sent DTMF {data.digits!r} in-band (tones in the audio)"
     ctx.phone.send_dtmf(ctx.key, data.digits, data.method, data.interval_ms, data.headers)
     return f"sent DTMF {data.digits!r} by {data.method}"
 
@@ -141,6 +146,18 @@ def play_audio(ctx: NodeContext, data: Any) -> str:
     path = (ctx.base / data.file_path).resolve()
     ctx.phone.play(ctx.key, path, ctx.timeout)
     return f"played {path.name}"
+
+
+@handles(schema.RecordAudio)
+def record_audio(ctx: NodeContext, data: Any) -> str:
+    if data.action == "start":
+        path = (ctx.base / data.file_path).resolve() if data.file_path else \
+            hearing.default_path(ctx.record_dir, ctx.phone, ctx.key, ctx.step.id)
+        rec = hearing.start(ctx.phone, ctx.key, path, ctx.step.id)
+        return f"recording what {ctx.step.instance} receives to {rec.path}"
+    rec = hearing.stop(ctx.phone, ctx.key)
+    verdict = hearing.check(rec, data.expect_tone, data.expect_silence)
+    return f"recording {rec.path} stopped" + (f"; {verdict}" if verdict else "")
 
 
 @handles(schema.Register)
@@ -208,6 +225,11 @@ def disconnected(ctx: NodeContext, data: Any) -> str:
 
 @handles(schema.DTMFReceived)
 def dtmf_received(ctx: NodeContext, data: Any) -> str:
+    if data.method == "inband":
+        own = hearing.default_path(ctx.record_dir, ctx.phone, ctx.key, ctx.step.id)
+        digits = hearing.wait_inband(ctx.phone, ctx.key, data.expected, ctx.timeout, ctx.abort,
+                                     own, ctx.step.id)
+        return f"heard in-band DTMF {digits!r}"
     digits = ctx.phone.wait_dtmf(ctx.key, data.expected, ctx.timeout, data.expect_headers)
     return f"received DTMF {digits!r}"
 

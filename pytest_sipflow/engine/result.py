@@ -56,6 +56,8 @@ class ScenarioResult:
     call_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> {call handle: callId}
     #: instance -> {callId: the call's last media statistics (agent shape)}, when checked
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: WAVs of what instances received (RecordAudio, in-band DTMF): instance, callId, path, node
+    recordings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

@@ -161,6 +161,8 @@ class ScenarioRun:
             if p.media:
                 keys = self.result.call_keys.get(i, {})
                 self.result.media[i] = {keys.get(h, h): s for h, s in dict(p.media).items()}
+        self.result.recordings = [r.as_dict() for p in self._phones.values()
+                                  for r in p.recordings]
         for agent in self._agents.values():
             agent.set_event_sink(None)
         healthy = dict.fromkeys(self._agents, False)
@@ -372,7 +374,8 @@ class ScenarioRun:
             resolve=lambda target: resolve(target, self._directory, domain),
             log=lambda message, level: self._log(step.id, step.instance, message, level),
             abort=self._abort, base=Path(self.graph.path).parent,
-            account=account, names=self._names)
+            account=account, names=self._names,
+            record_dir=Path(self.settings.record_dir) if self.settings.record_dir else None)
 
     def _died(self, instance: str, exc: AgentDied) -> StepFailed:
         agent = self._agents.get(instance)

@@ -17,6 +17,8 @@ from .fields import (ExpectHeaders, FinalCode, Headers, KeyProblem, Millis, Stat
                      _Model, _regex, _text_number, any_case)
 from .media_keys import SRTP_KEYINGS, SRTP_USES, ExpectMediaKey, lower_choice, packet_keys
 from .slo import Slo, slo_keys
+from .hearing import (ExpectTone, InbandMethod, SilenceKey, check_inband_send, check_inband_wait,
+                      check_record_audio)
 
 #: Keys the SIPFLOW editor itself writes into a node's ``data`` (display, its own server
 #: references, legacy fields): accepted on every node and ignored. Taken from the editor's
@@ -166,7 +168,7 @@ class SendDTMF(_Sends):
     canonical: ClassVar[str] = "SendDTMF"
     digits: str = Field(min_length=1)
     interval_ms: Millis = 100
-    method: Literal["rfc2833", "info"] = "rfc2833"
+    method: Literal["rfc2833", "info", "inband"] = "rfc2833"
 
     @field_validator("digits", mode="before", json_schema_input_type=str | int)
     @classmethod
@@ -184,6 +186,26 @@ class SendDTMF(_Sends):
         if self.headers and self.method != "info":
             raise KeyProblem("'headers' on SendDTMF need method 'info': RFC 2833 digits "
                              "travel in RTP, no SIP message carries them", "headers")
+        return self
+
+    @model_validator(mode="after")
+    def _inband_gap(self) -> "SendDTMF":
+        check_inband_send(self.method, self.interval_ms)
+        return self
+
+
+class RecordAudio(CommandData):
+    """Record what the call receives (``start``); ``stop`` closes the WAV and judges it."""
+
+    canonical: ClassVar[str] = "RecordAudio"
+    action: Literal["start", "stop"] = "start"
+    file_path: str | None = Field(None, min_length=1)
+    expect_tone: ExpectTone | None = None
+    expect_silence: SilenceKey = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "RecordAudio":
+        check_record_audio(self.action, self.file_path, self.expect_tone, self.expect_silence)
         return self
 
 
@@ -266,6 +288,12 @@ class DTMFReceived(EventData):
     agent_event: ClassVar[str | None] = "dtmf"
     expected_digit: str | None = None
     expected_digits: str | None = None
+    method: InbandMethod = None
+
+    @model_validator(mode="after")
+    def _inband(self) -> "DTMFReceived":
+        check_inband_wait(self.method, self.absent, self.expect_headers)
+        return self
 
     @field_validator("expected_digit", "expected_digits", mode="before",
                      json_schema_input_type=str | int | None)
@@ -361,7 +389,8 @@ class Message(EventData):
 COMMANDS: dict[str, type[CommandData]] = {
     m.canonical: m
     for m in (MakeCall, Answer, Response, Release, Hold, Retrieve, BlindTransfer,
-              MuteTransfer, SendDTMF, PlayAudio, Register, Unregister, SendMessage)
+              MuteTransfer, SendDTMF, PlayAudio, Register, Unregister, SendMessage,
+              RecordAudio)
 }
 COMMANDS["AttendedTransfer"] = MuteTransfer
 

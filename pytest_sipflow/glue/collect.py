@@ -7,6 +7,9 @@ file is collected or run, so a pytest run without scenarios pays nothing for the
 from __future__ import annotations
 
 import os
+import re
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -15,6 +18,7 @@ import pytest
 from ..errors import ScenarioFailed, ScenarioFormatError, SipflowError
 from ..format.worker import worker_index
 from .keys import TRACE_SECTION, session_key
+from .capture import keep_capture, start_capture
 
 if TYPE_CHECKING:
     from ..engine.events import ExecutionEvent
@@ -60,6 +64,7 @@ class SipflowItem(pytest.Item):
         self.graph = graph
         self.result: "ScenarioResult | None" = None
         self.params: dict[str, str] = dict(graph.params)  # as request.node.callspec.params
+        self.rtp_frames: list[Any] = []  # --sipflow-pcap: the call's RTP/RTCP from the wire
         self._view: "ItemView | None" = None
         self.iterations: "list[ScenarioResult]" = []  # a load run's (--sipflow-repeat)
         self.kpi: "dict[str, Any] | None" = None  # its KPI document (reporting.load)
@@ -77,8 +82,12 @@ class SipflowItem(pytest.Item):
             from .load import run_item
 
             return run_item(self)
-        self.result = run_scenario(self.graph, session.pool, session.settings.engine,
-                                   self._dispatch)
+        engine = replace(session.settings.engine, record_dir=self._record_dir())
+        capture = start_capture(self)
+        try:
+            self.result = run_scenario(self.graph, session.pool, engine, self._dispatch)
+        finally:
+            keep_capture(self, capture)
         reports = session.settings.report
         if self.result.media:  # JUnit properties (only scenarios that checked media)
             from ..reporting.results_json import media_properties
@@ -95,6 +104,16 @@ class SipflowItem(pytest.Item):
             text = render_failure(self.result, self.graph,
                                   ladder=view.ladder(reports.ladder_lines))
             raise ScenarioFailed(self.result, view.mask(text))
+
+    def _record_dir(self) -> str | None:
+        """Recordings without a filePath: ``<basetemp>/sipflow-audio/<item>/``; None (not
+        even pytest's temp folder made) when the scenario records nothing."""
+        if not any(s.name in ("RecordAudio", "DTMFReceived") for s in self.graph.steps.values()):
+            return None
+        factory = getattr(self.config, "_tmp_path_factory", None)
+        base = factory.getbasetemp() if factory is not None else Path(tempfile.gettempdir())
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", self.nodeid.replace("::", "__")).strip("_")
+        return str(base / "sipflow-audio" / (name[:180] or "item"))
 
     @property
     def view(self) -> "ItemView":

@@ -28,7 +28,7 @@ def after_call(item: "SipflowItem", report: pytest.TestReport) -> None:
     view = item.view
     try:
         if settings.pcap_dir:
-            view.write_pcap(settings.pcap_dir, item.nodeid)
+            view.write_pcap(settings.pcap_dir, item.nodeid, item.rtp_frames)
         if settings.json_dir:
             view.write_json(settings.json_dir, item.nodeid, outcome=report.outcome,
                             duration=report.duration,

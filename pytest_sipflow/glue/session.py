@@ -68,6 +68,7 @@ class SipflowSession:
     refused_files: set[str] = field(default_factory=set)  # node ids of broken scenario files
     _probe: "Probe | None" = field(default=None, repr=False)
     _capabilities: "Capabilities | None" = field(default=None, repr=False)
+    capture_warned: bool = False  # the "RTP not captured" warning was given
 
     @property
     def pool(self) -> "AgentPool":

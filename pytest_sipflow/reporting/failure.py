@@ -34,6 +34,7 @@ def render_failure(result: ScenarioResult, graph: Graph | None = None,
         lines.append(f"  expected: {failure.expected if failure.expected is not None else '-'}")
         lines.append(f"  actual:   {failure.actual if failure.actual is not None else '-'}")
     lines += [f"  {line}" for line in failure.detail]
+    lines += recording_lines(result, skip=failure.detail)
     lines.append("")
     lines.append("paths:")
     lines += render_paths(result, graph)
@@ -50,6 +51,14 @@ def media_table(media: dict[str, dict[str, Any]]) -> str:
 
     return format_table({f"{inst} {key}": None if s is None else MediaStats.from_dict(s)
                          for inst, calls in media.items() for key, s in calls.items()})
+def recording_lines(result: ScenarioResult, skip: tuple[str, ...] = ()) -> list[str]:
+    """``recording: PATH (instance, callId)`` for every WAV of what an instance received."""
+    lines = []
+    for rec in getattr(result, "recordings", ()):
+        line = f"recording: {rec.get('path')}"
+        if f"  {line}" not in skip and line not in skip:
+            lines.append(f"{line} ({rec.get('instance')} heard callId {rec.get('callId')!r})")
+    return lines
 
 
 def render_paths(result: ScenarioResult, graph: Graph | None = None) -> list[str]:

@@ -6,7 +6,9 @@ self-contained markup, so several items' fragments can share a page.
 
 from __future__ import annotations
 
+import base64
 from html import escape
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .ladder import Arrow, Ladder, build_ladder, cut
@@ -48,6 +50,35 @@ def render_html(records: Iterable[SipRecord | Mapping[str, Any]], title: str, *,
         '<pre class="sipflow-trace" style="font-size:12px;max-height:40em;overflow:auto;'
         f'border:1px solid #ccc;padding:4px">{escape(trace)}</pre>\n'
         "</div>", secrets)
+
+
+#: Recordings up to this size are embedded (a self-contained report plays them anywhere);
+#: larger ones are linked by their file: URI.
+EMBED_MAX_BYTES = 1_000_000
+
+
+def render_recordings(recordings: Iterable[Mapping[str, Any]]) -> str:
+    """``<div class="sipflow-audio">``: an ``<audio controls>`` player per recording, with
+    its path; empty when there is none. A missing file is named, not played."""
+    rows = []
+    for rec in recordings:
+        path = Path(str(rec.get("path", "")))
+        label = escape(f"{rec.get('instance')} heard callId {rec.get('callId')!r}: {path}")
+        try:
+            size = path.stat().st_size
+        except OSError:
+            rows.append(f"<p>{label} (file missing)</p>")
+            continue
+        if size <= EMBED_MAX_BYTES:
+            src = "data:audio/wav;base64," + base64.b64encode(path.read_bytes()).decode()
+        else:
+            src = path.resolve().as_uri()
+        rows.append(f'<p style="font-family:sans-serif">{label}<br>'
+                    f'<audio controls preload="none" src="{escape(src)}"></audio></p>')
+    if not rows:
+        return ""
+    return ('<div class="sipflow-audio"><h4 style="font-family:sans-serif">What each side '
+            "heard</h4>\n" + "\n".join(rows) + "\n</div>")
 
 
 def render_svg(ladder: Ladder, secrets: Iterable[str] = ()) -> str:

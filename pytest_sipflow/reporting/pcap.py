@@ -44,18 +44,21 @@ def pcap_bytes(records: Iterable[SipRecord | Mapping[str, Any]],
 
 def write_pcap(records: Iterable[SipRecord | Mapping[str, Any]],
                file: str | os.PathLike[str] | IO[bytes],
-               secrets: Iterable[str] = ()) -> int:
-    """Write the pcap to a path or a binary file; returns the number of packets."""
+               secrets: Iterable[str] = (), frames: Iterable[Any] = ()) -> int:
+    """Write the pcap to a path or a binary file; returns the number of packets.
+
+    ``frames``: Ethernet frames captured from the wire (``capture.Frame``: ``t``, ``data``),
+    the call's RTP/RTCP, merged with the SIP messages in time order."""
     import dpkt
 
-    secrets = list(secrets)
+    secrets, frames = list(secrets), list(frames)
     if isinstance(file, (str, os.PathLike)):
         with open(file, "wb") as handle:
-            return write_pcap(records, handle, secrets)
+            return write_pcap(records, handle, secrets, frames)
     writer = dpkt.pcap.Writer(file, linktype=dpkt.pcap.DLT_EN10MB)
+    packets = [(frame.t, frame.data) for frame in frames]
     hosts = Hosts()
     seq: dict[tuple[str, str], int] = {}
-    count = 0
     for record in wire_messages(records):
         record = record.masked(secrets)
         (src, sport), (dst, dport) = (split_address(record.source),
@@ -72,10 +75,12 @@ def write_pcap(records: Iterable[SipRecord | Mapping[str, Any]],
                                    win=65535, data=payload)
             seq[flow] = (seq.get(flow, 1) + len(payload)) & 0xFFFFFFFF
             proto = dpkt.ip.IP_PROTO_TCP
-        writer.writepkt(bytes(_frame(dpkt, hosts.ip(src), hosts.ip(dst), proto, segment)),
-                        ts=record.t)
-        count += 1
-    return count
+        packets.append((record.t, bytes(_frame(dpkt, hosts.ip(src), hosts.ip(dst), proto,
+                                               segment))))
+    packets.sort(key=lambda packet: packet[0])
+    for t, data in packets:
+        writer.writepkt(data, ts=t)
+    return len(packets)
 
 
 def _frame(dpkt: Any, src: ipaddress.IPv4Address | ipaddress.IPv6Address,

@@ -46,6 +46,7 @@ def result_document(result: ScenarioResult, item: str, *, outcome: str | None = 
         "events": [event.as_dict() for event in result.events],
         "messages": _messages(result.sip_messages if records is None else records, secrets),
         "media": media_document(getattr(result, "media", {})),
+        "recordings": [dict(rec) for rec in getattr(result, "recordings", ())],
     }
     return _mask(doc, secrets)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..sip.address import split_address
 from .ladder import render_ladder
@@ -65,18 +65,20 @@ class ItemView:
         return mask_secrets(text, self.secrets)
 
     def html(self, title: str, last: int | None = 200) -> str:
-        from .html import render_html
+        from .html import render_html, render_recordings
 
         return render_html(self.records, title, call_keys=self.call_keys, parties=self.parties,
-                           instances=self.instances, last=last, secrets=self.secrets)
+                           instances=self.instances, last=last, secrets=self.secrets) + \
+            render_recordings(getattr(self.result, "recordings", ()))
 
-    def write_pcap(self, directory: str, item: str) -> str:
-        """``<directory>/<item as a file name>.pcap``; returns the path."""
+    def write_pcap(self, directory: str, item: str, frames: Iterable[Any] = ()) -> str:
+        """``<directory>/<item as a file name>.pcap``; returns the path. ``frames``: the
+        call's RTP/RTCP captured from the wire (``capture.WireCapture``)."""
         from .pcap import write_pcap
 
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, file_name(item)[:-len(".json")] + ".pcap")
-        write_pcap(self.records, path, self.secrets)
+        write_pcap(self.records, path, self.secrets, frames)
         return path
 
     def write_json(self, directory: str, item: str, outcome: str | None = None,

@@ -20,14 +20,14 @@ import pjsua2 as pj
 from ..book import next_wake
 from ..loop import brief, hard_exit, log, set_name
 from ..rules import OpError
-from . import account, calls, media, messages, srtp, transfer, transports
+from . import account, calls, media, messages, recording, srtp, transfer, transports
 from .objects import AgentLogWriter
 from .ops import DEFERRED, OPS, op
 from .siplog import SipTrace
 from .state import AgentState, pj_error_text
 
 #: The rooms whose ops and callbacks ``ops`` holds once they are imported.
-ROOMS = (account, calls, media, messages, srtp, transfer, transports)
+ROOMS = (account, calls, media, messages, recording, srtp, transfer, transports)
 #: Longest block in libHandleEvents: idle, and while calls are up (pjsua2 defers log
 #: lines of other threads to the next libHandleEvents; keep those timely in calls).
 #: Idle, nothing is due: requests and media-thread events wake the loop themselves, so a
@@ -198,6 +198,7 @@ def reset(st: AgentState, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
     left = calls.hangup_all(st, timeout)
     media.stop_players(st)
     st.media_watch, st.sdp_audio_port = False, None
+    recording.stop_recorders(st)
     if left:
         raise OpError(f"{len(left)} call(s) did not end in {timeout}s: {', '.join(left)}; "
                       "discard this agent")

@@ -92,6 +92,9 @@ class AgentState:
         self.media_requests = 0
         #: test-only SDP fault: the m=audio port this agent advertises (None: its own)
         self.sdp_audio_port: int | None = None
+        #: recording id → (call handle, WAV path, AudioMediaRecorder) (``recording``)
+        self.recorders: dict[int, tuple[str, str, Any]] = {}
+        self.next_record = 1
         #: (destroy-after time, object): pjsua-backed objects released on the main loop
         self.graveyard: list[tuple[float, Any]] = []
         self.default_codecs: dict[str, int] = {}
