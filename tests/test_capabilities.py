@@ -106,21 +106,18 @@ def test_needs_come_from_the_accounts_and_the_run() -> None:
     assert run_needs(EngineSettings(registrar="[::1]:5060")) == {"ipv6"}
 
 
-def test_srtp_keys_where_the_format_has_them_need_their_keying() -> None:
+def test_srtp_keys_need_their_keying() -> None:
     from types import SimpleNamespace as NS
 
     from pytest_sipflow.format.schema import SipInstanceData
 
-    real = SipInstanceData(dn="100")
+    def inst(**srtp: Any) -> Any:
+        return NS(id="a", data=SipInstanceData.model_validate({"dn": "100", **srtp}))
 
-    def inst(**srtp: Any) -> Any:  # the data of a format with srtp keys (another branch's)
-        fields = {name: getattr(real, name) for name in SipInstanceData.model_fields}
-        return NS(id="a", data=NS(model_fields_set=set(), **fields, **srtp))
-
-    assert scenario_needs([inst(srtp="mandatory", srtp_keying="dtls")], EngineSettings()) \
+    assert scenario_needs([inst(srtp="mandatory", srtpKeying="dtls")], EngineSettings()) \
         == {"dtls-srtp"}
     assert scenario_needs([inst(srtp="optional")], EngineSettings()) == {"srtp-sdes"}
-    assert scenario_needs([inst(srtp="disabled", srtp_keying="dtls")], EngineSettings()) == set()
+    assert scenario_needs([inst(srtp="disabled", srtpKeying="dtls")], EngineSettings()) == set()
     assert run_needs(EngineSettings(registrar="127.0.0.1:5060")) == set()
 
 
