@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import StrictBool
 from pydantic.alias_generators import to_camel
 
 from ..sip import DEFAULT_CODECS, TRANSPORT_PORTS
@@ -101,6 +102,8 @@ class MakeCall(_Sends):
     target_uri: str = Field(min_length=1)
     expected_status_code: FinalCode | None = None
     expect_headers: ExpectHeaders = ()
+    #: A 3xx answer: call its first Contact (True) or end the call with the 3xx (False).
+    follow_redirects: StrictBool = True
 
 
 class Answer(_Sends):
@@ -228,6 +231,9 @@ class Ringing(EventData):
 class Disconnected(EventData):
     canonical: ClassVar[str] = "DISCONNECTED"
     agent_event: ClassVar[str | None] = "disconnected"
+    #: True: the call must have ended by the peer's CANCEL before it was answered (the
+    #: losing branch of a fork); False: it must not have. None: not checked.
+    cancelled: StrictBool | None = None
 
 
 class Timeout(EventData):

@@ -65,6 +65,15 @@ class AgentCall(pj.Call):
         self.born = time.monotonic()
         #: set for calls created for a REFER / Replaces before pjsua gives them an id
         self.child_of: str | None = None
+        self.follow_redirects = True   # a 3xx to our INVITE: call its Contact
+        self.cancelled = False         # the peer's CANCEL ended it before an answer
+
+    def onCallRedirected(self, prm: "pj.OnCallRedirectedParam") -> int:
+        # Must answer here and now (pjsua waits for the value): no handler to forward to.
+        follow = self.follow_redirects
+        log(f"{self.handle}: redirected to {prm.targetUri}: "
+            + ("following" if follow else "not following (followRedirects false)"))
+        return pj.PJSIP_REDIRECT_ACCEPT if follow else pj.PJSIP_REDIRECT_STOP
 
     def onCallState(self, prm: "pj.OnCallStateParam") -> None:
         self.fire("onCallState", self, prm)

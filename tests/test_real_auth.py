@@ -1,0 +1,126 @@
+"""Every digest case against a real Kamailio (issue 16, item 3): 407 on INVITE, challenged
+in-dialog requests, stale nonces, SHA-256, a realm that does not match, a server restart.
+
+The servers here run the bundled ``kamailio.cfg`` with opt-in switches (``defines``);
+their ``SIPFLOW-AUTH`` log lines (``server.challenges()``) prove each challenge happened.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conftest import chain, command, event, scenario
+from pytest_sipflow.testing import KamailioServer, available
+from support.kamailio import fixed_accounts
+from test_real_mode import (RECORDER, assert_unregistered, at, clean, events,  # noqa: F401
+                            node_states, phone, recorder, user)
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+
+STRICT = ("SIPFLOW_CHALLENGE_IN_DIALOG", "SIPFLOW_NONCE_EXPIRE=3")
+
+
+def started(tmp_path_factory: pytest.TempPathFactory, name: str, *defines: str,
+            tls: bool = False) -> Iterator[KamailioServer]:
+    server = KamailioServer(fixed_accounts(), tls=tls, defines=defines,
+                            workdir=tmp_path_factory.mktemp(name))
+    with server, pytest.MonkeyPatch.context() as env:
+        for key, value in server.environment().items():
+            env.setenv(key, value)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioServer]:
+    """Challenges in-dialog requests too; nonces expire after 3 s."""
+    yield from started(tmp_path_factory, "kamailio-strict", *STRICT)
+
+
+def per_method(server: KamailioServer, since: int, **match: Any) -> Counter[str]:
+    """Challenges sent since the ``since``-th one, counted by (method, in-dialog)."""
+    found = server.challenges()[since:]
+    return Counter(f"{c.code} {c.method}{' in-dialog' if c.in_dialog else ''}"
+                   for c in found if all(getattr(c, k) == v for k, v in match.items()))
+
+
+def in_dialog_flow(server: KamailioServer, **a_keys: Any) -> str:
+    """Alice calls Bob (INVITE), holds and retrieves him (two re-INVITEs), sends DTMF by
+    INFO, a MESSAGE, then blind-transfers him to Carol (REFER) and hangs up (BYE); Carol
+    hangs up on Bob (BYE from the callee side)."""
+    alice = phone("alice", 1, **{**at(server), **a_keys})
+    bob, carol = phone("bob", 2, **at(server)), phone("carol", 3, **at(server))
+    nodes = [alice, bob, carol,
+             command("a-call", "MakeCall", "alice", callId="c", targetUri=user(2)),
+             command("a-hold", "Hold", "alice", callId="c"),
+             command("a-retrieve", "Retrieve", "alice", callId="c"),
+             command("a-info", "SendDTMF", "alice", callId="c", digits="4", method="info"),
+             command("a-message", "SendMessage", "alice", targetUri=user(2), body="hello"),
+             command("a-refer", "BlindTransfer", "alice", callId="c", targetUri=user(3)),
+             event("a-notify", "NOTIFY", "alice", callId="c", statusCode=200, timeout=5000),
+             command("a-bye", "Release", "alice", callId="c"),
+             event("b-in", "INCOMING", "bob", callId="c", timeout=5000),
+             command("b-answer", "Answer", "bob", callId="c"),
+             event("b-held", "HELD", "bob", callId="c", timeout=5000),
+             event("b-back", "RETRIEVED", "bob", callId="c", timeout=5000),
+             event("b-dtmf", "DTMFReceived", "bob", callId="c", expectedDigit="4",
+                   timeout=5000),
+             event("b-msg", "MESSAGE", "bob", expectedBody="hello", timeout=5000),
+             event("b-moved", "TRANSFERRED", "bob", callId="c", timeout=5000),
+             event("b-gone", "DISCONNECTED", "bob", callId="c", timeout=5000),
+             event("c-in", "INCOMING", "carol", callId="c", timeout=5000),
+             command("c-answer", "Answer", "carol", callId="c"),
+             event("c-talk", "TIMEOUT", "carol", timeout=300),
+             command("c-bye", "Release", "carol", callId="c")]
+    return scenario(nodes, chain("alice", "a-call", "a-hold", "a-retrieve", "a-info",
+                                 "a-message", "a-refer", "a-notify", "a-bye")
+                    + chain("bob", "b-in", "b-answer", "b-held", "b-back", "b-dtmf", "b-msg",
+                            "b-moved", "b-gone")
+                    + chain("carol", "c-in", "c-answer", "c-talk", "c-bye"),
+                    name="challenged in dialog", timeout=30000)
+
+
+def test_every_request_is_challenged_and_the_flow_completes(
+        strict: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    """401 on each REGISTER, 407 on the INVITEs, the re-INVITEs, INFO, MESSAGE, REFER
+    and both BYEs: the flow completes, and the server's log holds every challenge."""
+    recorder.makefile(".sipflow.json", flow=in_dialog_flow(strict))
+    since = len(strict.challenges())
+    recorder.runpytest().assert_outcomes(passed=1)
+    counted = per_method(strict, since)
+    print(dict(counted))
+    assert counted["401 REGISTER"] >= 3
+    assert counted["407 INVITE"] >= 2                 # alice -> bob, bob -> carol
+    assert counted["407 INVITE in-dialog"] >= 2       # hold, retrieve
+    for method in ("INFO", "REFER", "BYE"):
+        assert counted[f"407 {method} in-dialog"] >= 1, (method, counted)
+    assert counted["407 MESSAGE"] >= 1
+    assert_unregistered(strict, user(1), user(2), user(3))
+
+
+@pytest.fixture(scope="module")
+def stale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioServer]:
+    """Takes the first right answer per Call-ID, method and To tag as stale."""
+    yield from started(tmp_path_factory, "kamailio-stale", "SIPFLOW_STALE_ONCE",
+                       "SIPFLOW_CHALLENGE_IN_DIALOG")
+
+
+def test_a_stale_nonce_is_answered_again_without_failing(
+        stale: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    """Each REGISTER Call-ID, each call and each in-dialog method gets one stale=true
+    re-challenge after a right answer: pjsua answers it with the new nonce."""
+    recorder.makefile(".sipflow.json", flow=in_dialog_flow(stale))
+    since = len(stale.challenges())
+    recorder.runpytest().assert_outcomes(passed=1)
+    counted = per_method(stale, since, stale=True)
+    print(dict(counted))
+    assert counted["401 REGISTER"] == 3               # one per phone (one Call-ID each)
+    assert counted["407 INVITE"] == 2
+    for method in ("INVITE", "INFO", "REFER", "BYE"):
+        assert counted[f"407 {method} in-dialog"] >= 1, (method, counted)
+    assert_unregistered(stale, user(1), user(2), user(3))
