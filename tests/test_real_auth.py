@@ -7,8 +7,8 @@ their ``SIPFLOW-AUTH`` log lines (``server.challenges()``) prove each challenge 
 
 from __future__ import annotations
 
-import json
-import time
+import socket
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -40,6 +40,22 @@ def started(tmp_path_factory: pytest.TempPathFactory, name: str, *defines: str,
 def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioServer]:
     """Challenges in-dialog requests too; nonces expire after 3 s."""
     yield from started(tmp_path_factory, "kamailio-strict", *STRICT)
+
+
+def first_challenge(server: KamailioServer) -> str:
+    """The WWW-Authenticate header the server answers a bare REGISTER with."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(3)
+        tag, port = uuid.uuid4().hex[:10], sock.getsockname()[1]
+        sock.sendto((f"REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};"
+                     f"rport;branch=z9hG4bK{tag}\r\nMax-Forwards: 70\r\nFrom: <sip:{user(1)}@"
+                     f"127.0.0.1>;tag={tag}\r\nTo: <sip:{user(1)}@127.0.0.1>\r\nCall-ID: "
+                     f"probe-{tag}\r\nCSeq: 1 REGISTER\r\nContact: <sip:x@127.0.0.1:{port}>\r\n"
+                     "Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", server.udp_port))
+        reply = sock.recv(4096).decode()
+    (header,) = [line for line in reply.splitlines() if line.startswith("WWW-Authenticate")]
+    return header
 
 
 def per_method(server: KamailioServer, since: int, **match: Any) -> Counter[str]:
@@ -124,3 +140,49 @@ def test_a_stale_nonce_is_answered_again_without_failing(
     for method in ("INVITE", "INFO", "REFER", "BYE"):
         assert counted[f"407 {method} in-dialog"] >= 1, (method, counted)
     assert_unregistered(stale, user(1), user(2), user(3))
+
+
+def simple_call(server: KamailioServer, **a_keys: Any) -> str:
+    """Alice (``a_keys`` added) calls Bob through ``server``, Bob answers, Alice hangs up."""
+    alice = phone("alice", 1, **{**at(server), **a_keys})
+    nodes = [alice, phone("bob", 2, **at(server)),
+             command("call", "MakeCall", "alice", callId="c", targetUri=user(2)),
+             command("bye", "Release", "alice", callId="c"),
+             event("in", "INCOMING", "bob", callId="c", timeout=5000),
+             command("answer", "Answer", "bob", callId="c"),
+             event("gone", "DISCONNECTED", "bob", callId="c", timeout=5000)]
+    return scenario(nodes, chain("alice", "call", "bye") + chain("bob", "in", "answer", "gone"),
+                    name="one call", timeout=20000)
+
+
+@pytest.fixture(scope="module")
+def sha256(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioServer]:
+    yield from started(tmp_path_factory, "kamailio-sha256", "SIPFLOW_SHA256")
+
+
+def test_sha256_digest_registers_and_calls(
+        sha256: KamailioServer, strict: KamailioServer, recorder: pytest.Pytester,
+        clean: str) -> None:
+    """pjsip 2.15 answers algorithm=SHA-256 challenges (RFC 8760) with a SHA-256 digest:
+    the server checks the answer with SHA-256 only, so an MD5 answer would be refused."""
+    recorder.makefile(".sipflow.json", sha=simple_call(sha256))
+    since = len(sha256.challenges())
+    result = recorder.runpytest("-rA", "--sipflow-full-trace")
+    result.assert_outcomes(passed=1)
+    counted = per_method(sha256, since)
+    assert counted["401 REGISTER"] >= 2 and counted["407 INVITE"] == 1, counted
+    assert 'algorithm=SHA-256' in first_challenge(sha256)      # what pjsua had to answer
+    assert 'algorithm' not in first_challenge(strict)            # the MD5 default
+    assert_unregistered(sha256, user(1), user(2))
+
+
+def test_a_realm_the_server_does_not_use_fails_registration_naming_it(
+        strict: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    recorder.makefile(".sipflow.json", realm=simple_call(strict, realm="pbx.example.com"))
+    result = recorder.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"reason: registration of instance 'alice' as sip:{user(1)}@127.0.0.1 with "
+        f"{strict.registrar('udp')} over UDP failed: the server challenged for realm "
+        "'127.0.0.1', but instance 'alice' has credentials for realm 'pbx.example.com' only*",
+        "  actual:   401 Unauthorized, realm '127.0.0.1'"])

@@ -42,6 +42,8 @@ class Account:
     @property
     def proxy_uri(self) -> str:
         """Every request is routed through this (the server itself unless told otherwise)."""
+        if self.outbound_proxy and ";lr" not in self.outbound_proxy.lower():
+            return f"{self.outbound_proxy};lr"   # loose routing: the request URI stays
         return self.outbound_proxy or f"{self.registrar_uri};lr"
 
     @property
@@ -148,6 +150,13 @@ def registration_failure(instance: str, account: Account, agent_text: str,
             " (check the username and password)" if code.group(1) in ("401", "403", "407")
             else "")
         actual = status
+        realms = re.findall(r'challenge realm "([^"]*)"', text)
+        if account.realm not in ("*", "") and realms and account.realm not in realms:
+            named = ", ".join(repr(r) for r in realms)
+            why = (f"the server challenged for realm {named}, but instance {instance!r} has "
+                   f"credentials for realm {account.realm!r} only (fix 'realm', or leave it "
+                   "out to answer any realm)")
+            actual = f"{status}, realm {named}"
     else:
         why, actual = text, text
     return StepFailed(f"registration of instance {instance!r} as {account.aor} with "
