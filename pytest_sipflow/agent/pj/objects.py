@@ -73,7 +73,8 @@ class AgentCall(pj.Call):
         follow = self.follow_redirects
         log(f"{self.handle}: redirected to {prm.targetUri}: "
             + ("following" if follow else "not following (followRedirects false)"))
-        return pj.PJSIP_REDIRECT_ACCEPT if follow else pj.PJSIP_REDIRECT_STOP
+        # REJECT, not STOP: with no other target the call ends with the 3xx itself (STOP: 487).
+        return pj.PJSIP_REDIRECT_ACCEPT if follow else pj.PJSIP_REDIRECT_REJECT
 
     def onCallState(self, prm: "pj.OnCallStateParam") -> None:
         self.fire("onCallState", self, prm)

@@ -1,0 +1,145 @@
+"""Routing the server decides, against a real Kamailio (issue 16, item 4): forking to two
+devices of one account, 404/480 for a user without a contact, 302 redirects followed or
+refused, an outbound proxy in front of the registrar, a server restart mid-run.
+
+Each run is a pytester run; Kamailio's own log (``server.requests()``) shows what passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conftest import chain, command, event, instance, scenario
+from pytest_sipflow.testing import KamailioServer, available
+from support.kamailio import fixed_accounts
+from test_real_auth import simple_call, started
+from test_real_mode import (RECORDER, assert_unregistered, at, clean, events,  # noqa: F401
+                            node_states, phone, recorder, user)
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioServer]:
+    """480 for a known user without a contact, 302 for ``302-USER``."""
+    yield from started(tmp_path_factory, "kamailio-router", "SIPFLOW_480_UNREGISTERED",
+                       "SIPFLOW_REDIRECT")
+
+
+def forked(server: KamailioServer, loser_cancelled: bool = True) -> str:
+    """Bob has two devices (one account, two registrations): Alice's call rings both, the
+    desk phone answers, the mobile's ringing is CANCELled by the server."""
+    nodes = [phone("alice", 1, **at(server)), phone("desk", 2, **at(server)),
+             phone("mobile", 2, **at(server)),
+             command("call", "MakeCall", "alice", callId="c", targetUri=user(2)),
+             event("talk", "TIMEOUT", "alice", timeout=200),
+             command("bye", "Release", "alice", callId="c"),
+             event("desk-rings", "INCOMING", "desk", callId="c", timeout=5000),
+             event("desk-waits", "TIMEOUT", "desk", timeout=300),
+             command("desk-answers", "Answer", "desk", callId="c"),
+             event("desk-gone", "DISCONNECTED", "desk", callId="c", cancelled=False,
+                   timeout=5000),
+             event("mobile-rings", "INCOMING", "mobile", callId="c", timeout=5000),
+             event("mobile-stops", "DISCONNECTED", "mobile", callId="c",
+                   cancelled=loser_cancelled, timeout=5000)]
+    return scenario(nodes, chain("alice", "call", "talk", "bye")
+                    + chain("desk", "desk-rings", "desk-waits", "desk-answers", "desk-gone")
+                    + chain("mobile", "mobile-rings", "mobile-stops"),
+                    name="forked", timeout=20000)
+
+
+def test_forking_rings_both_devices_and_cancels_the_loser(
+        router: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    recorder.makefile(".sipflow.json", fork=forked(router))
+    seen = len(router.requests())
+    recorder.runpytest().assert_outcomes(passed=1)
+    assert set(node_states(recorder).values()) == {"completed"}
+    log = router.log_lines()
+    assert any(f"SIPFLOW-REG aor={user(2)} contacts=2 " in line for line in log), \
+        "both devices were registered at once"
+    invites = [r for r in router.requests()[seen:] if r.method == "INVITE"]
+    assert {r.from_user for r in invites} == {user(1)}, "one INVITE, forked by the server"
+    assert_unregistered(router, user(1), user(2))
+
+
+def test_cancelled_false_on_the_losing_branch_fails_naming_the_cancel(
+        router: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    recorder.makefile(".sipflow.json", fork=forked(router, loser_cancelled=False))
+    result = recorder.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*failing node: 'mobile-stops'*",
+        "reason: call 'c' ended by the peer's CANCEL, but the node expects 'cancelled': false",
+        "  expected: not cancelled", "  actual:   cancelled by the peer"])
+
+
+def dial(server: KamailioServer, target: str, expected: int | None, **call: Any) -> str:
+    """Alice calls ``target``; Bob (registered) answers if the call reaches him."""
+    nodes = [phone("alice", 1, **at(server)), phone("bob", 2, **at(server)),
+             command("call", "MakeCall", "alice", callId="c", targetUri=target,
+                     **({"expectedStatusCode": expected} if expected else {}), **call),
+             command("bye", "Release", "alice", callId="c")]
+    edges = chain("alice", "call", "bye")
+    if expected is None:
+        nodes += [event("in", "INCOMING", "bob", callId="c", timeout=5000),
+                  command("answer", "Answer", "bob", callId="c"),
+                  event("gone", "DISCONNECTED", "bob", callId="c", timeout=5000)]
+        edges += chain("bob", "in", "answer", "gone")
+    return scenario(nodes, edges, name=f"call {target}", timeout=20000)
+
+
+@pytest.mark.parametrize("target, code", [("9", 480), ("nobody", 404)])
+def test_a_user_without_a_contact_gets_480_an_unknown_one_404(
+        router: KamailioServer, recorder: pytest.Pytester, clean: str, target: str,
+        code: int) -> None:
+    """Account 10<w>9 exists but never registered: 480; "nobody" is no account: 404."""
+    target = user(9) if target == "9" else target
+    recorder.makefile(".sipflow.json", unreachable=dial(router, target, code))
+    recorder.runpytest().assert_outcomes(passed=1)
+    if code == 480:   # the other code must fail the node
+        recorder.makefile(".sipflow.json", unreachable=dial(router, target, 404))
+        result = recorder.runpytest()
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["  expected: final response 404",
+                                     "  actual:   480 Temporarily Unavailable"])
+
+
+def test_a_302_is_followed_to_its_contact(
+        router: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    recorder.makefile(".sipflow.json", moved=dial(router, f"302-{user(2)}", None))
+    seen = len(router.requests())
+    recorder.runpytest().assert_outcomes(passed=1)
+    invites = [r.ruri_user for r in router.requests()[seen:] if r.method == "INVITE"]
+    assert f"302-{user(2)}" in invites and user(2) in invites, invites
+    assert any(f"SIPFLOW-REDIRECT ruri=302-{user(2)} " in line for line in router.log_lines())
+
+
+def test_follow_redirects_false_ends_the_call_with_the_302(
+        router: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    recorder.makefile(".sipflow.json",
+                      moved=dial(router, f"302-{user(2)}", 302, followRedirects=False))
+    seen = len(router.requests())
+    recorder.runpytest().assert_outcomes(passed=1)
+    invites = [r.ruri_user for r in router.requests()[seen:] if r.method == "INVITE"]
+    assert user(2) not in invites, "the Contact was not called"
+    assert f"302-{user(2)}" in invites
+
+
+def test_follow_redirects_must_be_a_boolean(sipflow_pytester: pytest.Pytester) -> None:
+    doc = json.loads(dial_local := dial_stub())
+    sipflow_pytester.makefile(".sipflow.json", bad=json.dumps(doc))
+    result = sipflow_pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*node 'call', field 'data.followRedirects'*"])
+    assert dial_local
+
+
+def dial_stub() -> str:
+    nodes = [instance("alice", "100"),
+             command("call", "MakeCall", "alice", targetUri="200", followRedirects="no"),
+             event("ev", "DISCONNECTED", "alice", cancelled="yes")]
+    return scenario(nodes, chain("alice", "call", "ev"))
