@@ -143,3 +143,30 @@ def dial_stub() -> str:
              command("call", "MakeCall", "alice", targetUri="200", followRedirects="no"),
              event("ev", "DISCONNECTED", "alice", cancelled="yes")]
     return scenario(nodes, chain("alice", "call", "ev"))
+
+
+@pytest.fixture(scope="module")
+def proxy(router: KamailioServer, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[KamailioServer]:
+    """A second Kamailio as a plain outbound proxy in front of ``router``."""
+    with KamailioServer({}, tls=False, workdir=tmp_path_factory.mktemp("kamailio-proxy"),
+                        defines=[f'SIPFLOW_NEXT_HOP="sip:{router.registrar("udp")}"']) as server:
+        yield server
+
+
+def test_an_outbound_proxy_distinct_from_the_registrar_carries_every_request(
+        router: KamailioServer, proxy: KamailioServer, recorder: pytest.Pytester,
+        clean: str) -> None:
+    """Alice's outboundProxy is the proxy: her REGISTER, INVITE and BYE reach the proxy
+    first and the registrar from the proxy's address; Bob, without one, goes direct."""
+    recorder.makefile(".sipflow.json",
+                      proxied=simple_call(router, outboundProxy=proxy.registrar("udp")))
+    seen, seen_proxy = len(router.requests()), len(proxy.requests())
+    recorder.runpytest().assert_outcomes(passed=1)
+    via_proxy = {(r.method, r.from_user) for r in proxy.requests()[seen_proxy:]}
+    assert {("REGISTER", user(1)), ("INVITE", user(1)), ("BYE", user(1))} <= via_proxy
+    assert not any(u == user(2) for _, u in via_proxy), "Bob has no outbound proxy"
+    at_registrar = {(r.method, r.from_user, r.source) for r in router.requests()[seen:]}
+    hop = proxy.registrar("udp")
+    assert {("REGISTER", user(1), hop), ("INVITE", user(1), hop)} <= at_registrar, at_registrar
+    assert_unregistered(router, user(1), user(2))

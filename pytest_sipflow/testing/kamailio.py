@@ -331,7 +331,8 @@ class KamailioServer:
                         for user, password in sorted(self.users.items()))
         accounts = work / "sipflow-users.cfg"
         accounts.write_text("# the test accounts (user -> password), loaded at start-up\n"
-                            f"event_route[htable:mod-init] {{\n{users}}}\n")
+                            + (f"event_route[htable:mod-init] {{\n{users}}}\n" if users
+                               else "# none: an outbound proxy (SIPFLOW_NEXT_HOP) needs none\n"))
         accounts.chmod(0o600)
         tls_cfg = work / "sipflow-tls.cfg"
         if self.tls is not None:
