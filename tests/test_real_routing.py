@@ -8,6 +8,9 @@ Each run is a pytester run; Kamailio's own log (``server.requests()``) shows wha
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -169,4 +172,49 @@ def test_an_outbound_proxy_distinct_from_the_registrar_carries_every_request(
     at_registrar = {(r.method, r.from_user, r.source) for r in router.requests()[seen:]}
     hop = proxy.registrar("udp")
     assert {("REGISTER", user(1), hop), ("INVITE", user(1), hop)} <= at_registrar, at_registrar
+    assert_unregistered(router, user(1), user(2))
+
+
+def test_phones_register_again_after_the_server_restarts_and_calls_go_through(
+        router: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    """Once both phones registered (expires 10 s, the server's minimum), Kamailio is killed and started again on
+    the same ports: its location table is empty. pjsua refreshes at expiry - 5 s, gets a
+    new challenge, registers again, and the call placed after that reaches Bob."""
+    a = phone("alice", 1, registerIntervalSeconds=10, **at(router))
+    b = phone("bob", 2, registerIntervalSeconds=10, **at(router))
+    nodes = [a, b, event("a-wait", "TIMEOUT", "alice", timeout=6000),
+             command("call", "MakeCall", "alice", callId="c", targetUri=user(2)),
+             command("bye", "Release", "alice", callId="c"),
+             event("in", "INCOMING", "bob", callId="c", timeout=12000),
+             command("answer", "Answer", "bob", callId="c"),
+             event("gone", "DISCONNECTED", "bob", callId="c", timeout=5000)]
+    recorder.makefile(".sipflow.json", restart=scenario(
+        nodes, chain("alice", "a-wait", "call", "bye") + chain("bob", "in", "answer", "gone"),
+        name="restart", timeout=30000))
+    # A pytest of its own: the restart must come from this (main) thread, since Kamailio
+    # dies with the thread that started it (PR_SET_PDEATHSIG).
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+                           cwd=recorder.path, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    restarted: list[int] = []
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and run.poll() is None:
+            left = router.registrations()
+            if left.get(user(1)) and left.get(user(2)):
+                restarted.append(len(router.log_lines()))
+                router.restart()
+                break
+            time.sleep(0.05)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 0, out
+    assert restarted, "the phones never registered"
+    after = router.log_lines()[restarted[0]:]
+    again = [line for line in after if "SIPFLOW-REG aor=" in line and "contacts=1" in line]
+    assert {user(1), user(2)} <= {line.split("aor=")[1].split()[0] for line in again}
+    assert any("SIPFLOW-REQ method=INVITE" in line for line in after)
     assert_unregistered(router, user(1), user(2))
