@@ -27,9 +27,10 @@ STRICT = ("SIPFLOW_CHALLENGE_IN_DIALOG", "SIPFLOW_NONCE_EXPIRE=3")
 
 
 def started(tmp_path_factory: pytest.TempPathFactory, name: str, *defines: str,
-            tls: bool = False) -> Iterator[KamailioServer]:
+            tls: bool = False, **kwargs: Any) -> Iterator[KamailioServer]:
+    """A server with the suite's accounts and these switches, its variables exported."""
     server = KamailioServer(fixed_accounts(), tls=tls, defines=defines,
-                            workdir=tmp_path_factory.mktemp(name))
+                            workdir=tmp_path_factory.mktemp(name), **kwargs)
     with server, pytest.MonkeyPatch.context() as env:
         for key, value in server.environment().items():
             env.setenv(key, value)

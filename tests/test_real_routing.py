@@ -132,20 +132,26 @@ def test_follow_redirects_false_ends_the_call_with_the_302(
     assert f"302-{user(2)}" in invites
 
 
-def test_follow_redirects_must_be_a_boolean(sipflow_pytester: pytest.Pytester) -> None:
-    doc = json.loads(dial_local := dial_stub())
-    sipflow_pytester.makefile(".sipflow.json", bad=json.dumps(doc))
-    result = sipflow_pytester.runpytest()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*node 'call', field 'data.followRedirects'*"])
-    assert dial_local
+BAD_KEYS = [("call", "data.followRedirects", {"followRedirects": "no"}),
+            ("ev", "data.cancelled", {"cancelled": "yes"}),
+            ("alice", "data.tlsKey", {"tlsCert": "client.pem"}),
+            ("alice", "data.sips", {"sips": True, "pbxHost": "127.0.0.1",
+                                    "pbxTransport": "TCP"})]
 
 
-def dial_stub() -> str:
-    nodes = [instance("alice", "100"),
-             command("call", "MakeCall", "alice", targetUri="200", followRedirects="no"),
-             event("ev", "DISCONNECTED", "alice", cancelled="yes")]
-    return scenario(nodes, chain("alice", "call", "ev"))
+def test_bad_routing_keys_are_refused_at_collection(sipflow_pytester: pytest.Pytester) -> None:
+    """One file per bad value, all in one run: each is a collection error naming it."""
+    for index, (node, _, data) in enumerate(BAD_KEYS):
+        nodes = [instance("alice", "100", **(data if node == "alice" else {})),
+                 command("call", "MakeCall", "alice", targetUri="200",
+                         **(data if node == "call" else {})),
+                 event("ev", "DISCONNECTED", "alice", **(data if node == "ev" else {}))]
+        sipflow_pytester.makefile(".sipflow.json", **{f"bad{index}": scenario(
+            nodes, chain("alice", "call", "ev"))})
+    result = sipflow_pytester.runpytest("--collect-only")
+    result.assert_outcomes(errors=len(BAD_KEYS))
+    for index, (node, field, _) in enumerate(BAD_KEYS):
+        result.stdout.fnmatch_lines([f"bad{index}.sipflow.json*node {node!r}, field {field!r}*"])
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +224,53 @@ def test_phones_register_again_after_the_server_restarts_and_calls_go_through(
     assert {user(1), user(2)} <= {line.split("aor=")[1].split()[0] for line in again}
     assert any("SIPFLOW-REQ method=INVITE" in line for line in after)
     assert_unregistered(router, user(1), user(2))
+
+
+@pytest.fixture(scope="module")
+def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KamailioServer]:
+    """TLS with require_certificate = yes: a phone without a client certificate is refused."""
+    yield from started(tmp_path_factory, "kamailio-mtls", tls=True, require_client_cert=True)
+
+
+def test_mutual_tls_with_a_certificate_per_instance_and_a_sips_target(
+        mtls: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    """Alice and Bob present their own client certificate (tlsCert/tlsKey) to a server
+    that requires one and register sips: Contacts; Alice calls Bob's sips: URI (a secure
+    dialog: pjsip refuses a sip: Contact in it, so Bob's must be sips: too)."""
+    assert mtls.tls is not None
+    cert = {"tlsCert": str(mtls.tls.client_cert), "tlsKey": str(mtls.tls.client_key),
+            "sips": True}
+    nodes = [phone("alice", 1, **at(mtls, "TLS"), **cert), phone("bob", 2, **at(mtls, "TLS"),
+                                                                 **cert),
+             command("call", "MakeCall", "alice", callId="c",
+                     targetUri=f"sips:{user(2)}@127.0.0.1"),
+             command("bye", "Release", "alice", callId="c"),
+             event("in", "INCOMING", "bob", callId="c", timeout=5000),
+             command("answer", "Answer", "bob", callId="c"),
+             event("gone", "DISCONNECTED", "bob", callId="c", timeout=5000)]
+    recorder.makefile(".sipflow.json", mtls=scenario(
+        nodes, chain("alice", "call", "bye") + chain("bob", "in", "answer", "gone"),
+        name="mutual TLS", timeout=20000))
+    seen = len(mtls.requests())
+    recorder.runpytest(f"--sipflow-tls-ca={mtls.tls.ca}").assert_outcomes(passed=1)
+    run = mtls.requests()[seen:]
+    assert {(r.method, r.proto) for r in run if r.from_user == user(1)} >= {
+        ("REGISTER", "tls"), ("INVITE", "tls"), ("BYE", "tls")}
+    assert_unregistered(mtls, user(1), user(2))
+
+
+def test_a_phone_without_a_client_certificate_is_refused_by_mutual_tls(
+        mtls: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
+    assert mtls.tls is not None
+    recorder.makefile(".sipflow.json", nocert=scenario(
+        [phone("mallory", 4, **at(mtls, "TLS")), event("wait", "TIMEOUT", "mallory", timeout=1)],
+        chain("mallory", "wait")))
+    result = recorder.runpytest(f"--sipflow-tls-ca={mtls.tls.ca}",
+                                "--sipflow-register-timeout=3000")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"reason: registration of instance 'mallory' as "
+                                 f"sip:{user(4)}@127.0.0.1 with {mtls.registrar('tls')} over "
+                                 "TLS failed: the server closed the TLS connection (without a "
+                                 "client certificate of the instance)*",
+                                 "  actual:   TLS connection closed by the server*"])
+    assert user(4) not in mtls.registrations()

@@ -22,7 +22,7 @@ def send_configure(phone: Phone, settings: EngineSettings, account: Account | No
     args: dict[str, Any] = dict(dn=dn, display=display, codecs=list(codecs),
                                 auto_ringing=auto_ringing)
     if account is not None:
-        args.update(account.agent_args(), tls=tls_args(settings.tls),
+        args.update(account.agent_args(), tls=tls_args(settings.tls, account),
                     timeout=settings.register_timeout_s)
     return phone.send("configure", **args)
 

@@ -48,6 +48,24 @@ class SipInstanceData(_Model):
     domain: str = ""
     outbound_proxy: str = ""
     auto_ringing: bool = True
+    #: This instance's own TLS client certificate and key (PEM), for mutual TLS; they win
+    #: over --sipflow-tls-cert/--sipflow-tls-key.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: Register and be reached with sips: URIs (registrar, AOR, Contact): a secure dialog
+    #: (a call to a sips: target) needs the callee's Contact to be sips: too. TLS only.
+    sips: StrictBool = False
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> "SipInstanceData":
+        if bool(self.tls_cert) != bool(self.tls_key):
+            missing = "tlsKey" if self.tls_cert else "tlsCert"
+            raise KeyProblem(f"a client certificate needs both tlsCert and tlsKey: {missing} "
+                             "is missing", missing)
+        if self.sips and self.pbx_transport != "TLS":
+            raise KeyProblem(f"sips: true needs \"pbxTransport\": \"TLS\" (sips: URIs are "
+                             f"reached over TLS only), not {self.pbx_transport!r}", "sips")
+        return self
 
     @field_validator("dn", "pbx_port", "username", "password", mode="before")
     @classmethod

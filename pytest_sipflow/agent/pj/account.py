@@ -53,7 +53,8 @@ def configure(st: AgentState, req_id: Any, args: dict[str, Any]) -> Any:
     if registrar:
         reg_uri = sip_uri(registrar, transport)
         domain = str(args.get("domain") or uri_host(reg_uri))
-        uri = f"sip:{user}{domain}"
+        scheme = "sips" if reg_uri.startswith("sips:") else "sip"
+        uri = f"{scheme}:{user}{domain}"
         acfg.regConfig.registrarUri = reg_uri
         acfg.regConfig.timeoutSec = int(args.get("expires") or DEFAULT_EXPIRES_S)
         acfg.regConfig.retryIntervalSec = 0  # a failure is reported, not retried
