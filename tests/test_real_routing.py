@@ -236,7 +236,8 @@ def test_mutual_tls_with_a_certificate_per_instance_and_a_sips_target(
         mtls: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
     """Alice and Bob present their own client certificate (tlsCert/tlsKey) to a server
     that requires one and register sips: Contacts; Alice calls Bob's sips: URI (a secure
-    dialog: pjsip refuses a sip: Contact in it, so Bob's must be sips: too)."""
+    dialog: pjsip refuses a sip: Contact in it, so Bob's must be sips: too). Then, in the
+    same run and on a pooled agent, Mallory without a certificate is refused."""
     assert mtls.tls is not None
     cert = {"tlsCert": str(mtls.tls.client_cert), "tlsKey": str(mtls.tls.client_key),
             "sips": True}
@@ -248,29 +249,24 @@ def test_mutual_tls_with_a_certificate_per_instance_and_a_sips_target(
              event("in", "INCOMING", "bob", callId="c", timeout=5000),
              command("answer", "Answer", "bob", callId="c"),
              event("gone", "DISCONNECTED", "bob", callId="c", timeout=5000)]
-    recorder.makefile(".sipflow.json", mtls=scenario(
+    recorder.makefile(".sipflow.json", a_mtls=scenario(
         nodes, chain("alice", "call", "bye") + chain("bob", "in", "answer", "gone"),
         name="mutual TLS", timeout=20000))
+    recorder.makefile(".sipflow.json", b_nocert=scenario(
+        [phone("mallory", 4, **at(mtls, "TLS")), event("wait", "TIMEOUT", "mallory", timeout=1)],
+        chain("mallory", "wait"), name="no certificate"))
     seen = len(mtls.requests())
-    recorder.runpytest(f"--sipflow-tls-ca={mtls.tls.ca}").assert_outcomes(passed=1)
+    result = recorder.runpytest("-p", "no:randomly", f"--sipflow-tls-ca={mtls.tls.ca}",
+                                "--sipflow-register-timeout=3000")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "a_mtls.sipflow.json .*", "b_nocert.sipflow.json F*",
+        f"reason: registration of instance 'mallory' as sip:{user(4)}@127.0.0.1 with "
+        f"{mtls.registrar('tls')} over TLS failed: the server closed the TLS connection "
+        "(without a client certificate of the instance)*",
+        "  actual:   TLS connection closed by the server*"])
     run = mtls.requests()[seen:]
     assert {(r.method, r.proto) for r in run if r.from_user == user(1)} >= {
         ("REGISTER", "tls"), ("INVITE", "tls"), ("BYE", "tls")}
     assert_unregistered(mtls, user(1), user(2))
-
-
-def test_a_phone_without_a_client_certificate_is_refused_by_mutual_tls(
-        mtls: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
-    assert mtls.tls is not None
-    recorder.makefile(".sipflow.json", nocert=scenario(
-        [phone("mallory", 4, **at(mtls, "TLS")), event("wait", "TIMEOUT", "mallory", timeout=1)],
-        chain("mallory", "wait")))
-    result = recorder.runpytest(f"--sipflow-tls-ca={mtls.tls.ca}",
-                                "--sipflow-register-timeout=3000")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"reason: registration of instance 'mallory' as "
-                                 f"sip:{user(4)}@127.0.0.1 with {mtls.registrar('tls')} over "
-                                 "TLS failed: the server closed the TLS connection (without a "
-                                 "client certificate of the instance)*",
-                                 "  actual:   TLS connection closed by the server*"])
     assert user(4) not in mtls.registrations()
