@@ -144,7 +144,7 @@ def registration_failure(instance: str, account: Account, agent_text: str,
     ``sip_instance``: instance, AOR, server, transport, and what went wrong in plain words."""
     text = agent_text.removeprefix("configure failed: ").removeprefix("configure: ")
     low = text.lower()
-    code = re.search(r"(?:refused|failed): ([1-6]\d\d) ([^(]*)", text)
+    code = re.search(r"(?:refused|failed): ([1-6]\d\d) ([^(;]*)", text)
     if timed_out or "no response" in low:
         why, actual = text, "no response"
     elif "connection refused" in low:
