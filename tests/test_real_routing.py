@@ -174,9 +174,9 @@ def test_an_outbound_proxy_distinct_from_the_registrar_carries_every_request(
 
 def test_phones_register_again_after_the_server_restarts_and_calls_go_through(
         router: KamailioServer, recorder: pytest.Pytester, clean: str) -> None:
-    """Once both phones registered (expires 10 s, the server's minimum), Kamailio is killed and started again on
-    the same ports: its location table is empty. pjsua refreshes at expiry - 5 s, gets a
-    new challenge, registers again, and the call placed after that reaches Bob."""
+    """Once both phones registered (expires 10 s, the server's minimum), Kamailio is killed
+    and started again on the same ports: its location table is empty. pjsua refreshes at
+    expiry - 5 s, gets a new challenge, registers again, and the later call reaches Bob."""
     a = phone("alice", 1, registerIntervalSeconds=10, **at(router))
     b = phone("bob", 2, registerIntervalSeconds=10, **at(router))
     nodes = [a, b, event("a-wait", "TIMEOUT", "alice", timeout=6000),
