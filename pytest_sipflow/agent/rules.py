@@ -8,6 +8,7 @@ reply to an op, codec priorities, URIs, TLS and DTMF arguments.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -72,14 +73,25 @@ def refer_outcome(code: int, final: bool, reason: str) -> Outcome:
     return Outcome(True, {"code": code})
 
 
+_CHALLENGE_REALM = re.compile(r"^(?:WWW|Proxy)-Authenticate\s*:\s*Digest\b[^\r\n]*?"
+                              r"\brealm\s*=\s*\"([^\"]*)\"", re.I | re.M)
+
+
+def challenge_realms(message: str) -> list[str]:
+    """The realms a 401/407 challenges for (its WWW-/Proxy-Authenticate headers)."""
+    return list(dict.fromkeys(_CHALLENGE_REALM.findall(message)))
+
+
 def register_outcome(op: str, where: str | None, answered: bool, strict: bool, code: int,
-                     reason: str, error: str | None, result: dict[str, Any]) -> Outcome:
+                     reason: str, error: str | None, result: dict[str, Any],
+                     realms: Iterable[str] = ()) -> Outcome:
     """The reply of ``configure``/``register`` once REGISTER ended.
 
     Without a response of the server (``answered`` false) it is an error; ``strict``
     (configure) refuses anything but 2xx; otherwise every final response is a result.
     """
     detail = f" ({error})" if error else ""
+    detail += "".join(f'; challenge realm "{realm}"' for realm in realms)
     if not answered:
         return Outcome(False, error=f"{op}: REGISTER to {where} failed: {code} {reason}{detail}")
     if strict and not 200 <= code < 300:

@@ -7,7 +7,7 @@ kept out of every ``repr``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..sip import TRANSPORT_PORTS
@@ -29,6 +29,9 @@ class Account:
     outbound_proxy: str | None = None
     register: bool = True
     expires: int = 300
+    tls_cert: str | None = None   # the instance's own client certificate (mutual TLS)
+    tls_key: str | None = None
+    sips: bool = False            # sips: registrar, AOR and Contact (TLS only)
 
     @property
     def server(self) -> str:
@@ -37,16 +40,19 @@ class Account:
 
     @property
     def registrar_uri(self) -> str:
-        return f"sip:{self.host}:{self.port};transport={self.transport.lower()}"
+        scheme = "sips" if self.sips else "sip"
+        return f"{scheme}:{self.host}:{self.port};transport={self.transport.lower()}"
 
     @property
     def proxy_uri(self) -> str:
         """Every request is routed through this (the server itself unless told otherwise)."""
+        if self.outbound_proxy and ";lr" not in self.outbound_proxy.lower():
+            return f"{self.outbound_proxy};lr"   # loose routing: the request URI stays
         return self.outbound_proxy or f"{self.registrar_uri};lr"
 
     @property
     def aor(self) -> str:
-        return f"sip:{self.user}@{self.domain}"
+        return f"{'sips' if self.sips else 'sip'}:{self.user}@{self.domain}"
 
     def agent_args(self) -> dict[str, Any]:
         """The agent's ``configure`` arguments for this account."""
@@ -56,9 +62,13 @@ class Account:
                 "expires": self.expires, "transport": self.transport.lower()}
 
 
-def tls_args(tls: TlsSettings) -> dict[str, Any]:
-    """The agent's ``configure`` ``tls`` argument from the run's ``--sipflow-tls-*``."""
-    return {"ca_file": tls.ca_file, "cert_file": tls.cert_file, "key_file": tls.key_file,
+def tls_args(tls: TlsSettings, account: Account | None = None) -> dict[str, Any]:
+    """The agent's ``configure`` ``tls`` argument from the run's ``--sipflow-tls-*``; an
+    account's own client certificate wins."""
+    cert, key = tls.cert_file, tls.key_file
+    if account is not None and account.tls_cert:
+        cert, key = account.tls_cert, account.tls_key
+    return {"ca_file": tls.ca_file, "cert_file": cert, "key_file": key,
             "verify_server": tls.verify}
 
 
@@ -115,13 +125,17 @@ def account_for(user: str, data: Any, settings: EngineSettings) -> Account | Non
     registrar).
     """
     written = data.pbx_host or "pbx_transport" in data.model_fields_set
-    return account_from(
+    account = account_from(
         user, settings, registrar=data.pbx_host or None, port=data.pbx_port or None,
         transport=data.pbx_transport if written else None, username=data.username or None,
         password=data.password.get_secret_value() if data.password is not None else None,
         realm=data.realm or None, domain=data.domain or None,
         outbound_proxy=data.outbound_proxy or None, register=data.register_,
         expires=data.register_interval_seconds)
+    if account is not None and (data.tls_cert or data.sips):
+        account = replace(account, tls_cert=data.tls_cert or None,
+                          tls_key=data.tls_key or None, sips=data.sips)
+    return account
 
 
 def registration_failure(instance: str, account: Account, agent_text: str,
@@ -130,7 +144,7 @@ def registration_failure(instance: str, account: Account, agent_text: str,
     ``sip_instance``: instance, AOR, server, transport, and what went wrong in plain words."""
     text = agent_text.removeprefix("configure failed: ").removeprefix("configure: ")
     low = text.lower()
-    code = re.search(r"(?:refused|failed): ([1-6]\d\d) ([^(]*)", text)
+    code = re.search(r"(?:refused|failed): ([1-6]\d\d) ([^(;]*)", text)
     if timed_out or "no response" in low:
         why, actual = text, "no response"
     elif "connection refused" in low:
@@ -142,12 +156,24 @@ def registration_failure(instance: str, account: Account, agent_text: str,
                "trusted (unknown CA, wrong host name or expired; add its CA with "
                "--sipflow-tls-ca, or turn checks off with --sipflow-tls-insecure)")
         actual = "certificate verification failed"
+    elif "pj_eeof" in low and account.transport == "TLS":
+        cert = "without" if account.tls_cert is None else "with"
+        why = (f"the server closed the TLS connection ({cert} a client certificate of the "
+               "instance): if it requires one, give tlsCert/tlsKey or --sipflow-tls-cert/-key")
+        actual = "TLS connection closed by the server (no SIP response)"
     elif code is not None:
         status = f"{code.group(1)} {code.group(2).strip()}".strip()
         why = f"the server answered {status}" + (
             " (check the username and password)" if code.group(1) in ("401", "403", "407")
             else "")
         actual = status
+        realms = re.findall(r'challenge realm "([^"]*)"', text)
+        if account.realm not in ("*", "") and realms and account.realm not in realms:
+            named = ", ".join(repr(r) for r in realms)
+            why = (f"the server challenged for realm {named}, but instance {instance!r} has "
+                   f"credentials for realm {account.realm!r} only (fix 'realm', or leave it "
+                   "out to answer any realm)")
+            actual = f"{status}, realm {named}"
     else:
         why, actual = text, text
     return StepFailed(f"registration of instance {instance!r} as {account.aor} with "

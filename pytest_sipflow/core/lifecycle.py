@@ -29,7 +29,7 @@ def send_configure(phone: Phone, settings: EngineSettings, account: Account | No
         args.update(srtp=srtp, srtp_keying=srtp_keying)
     phone.srtp = srtp
     if account is not None:
-        args.update(account.agent_args(), tls=tls_args(settings.tls),
+        args.update(account.agent_args(), tls=tls_args(settings.tls, account),
                     timeout=settings.register_timeout_s)
     return phone.send("configure", **args)
 

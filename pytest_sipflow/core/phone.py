@@ -141,12 +141,15 @@ class Phone:
 
     # -- commands -----------------------------------------------------------------------
 
-    def dial(self, key: str | None, uri: str, headers: Mapping[str, str] | None = None) -> str:
+    def dial(self, key: str | None, uri: str, headers: Mapping[str, str] | None = None,
+             follow_redirects: bool = True) -> str:
         """Send the INVITE; the call is bound to ``key`` (None: its own handle) at once.
         Returns its handle."""
         if key is not None:
             self.free_key(key)
-        handle = str(self.request("make_call", target=uri, headers=dict(headers or {}))["call"])
+        extra = {} if follow_redirects else {"follow_redirects": False}
+        handle = str(self.request("make_call", target=uri, headers=dict(headers or {}),
+                                  **extra)["call"])
         self.box.bind(handle, handle if key is None else key)
         return handle
 

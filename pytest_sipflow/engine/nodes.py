@@ -64,7 +64,7 @@ def handles(model: type) -> Callable[[Handler], Handler]:
 def make_call(ctx: NodeContext, data: Any) -> str:
     uri = ctx.resolve(data.target_uri)
     ctx.log(f"calling {uri}", "info")
-    handle = ctx.phone.dial(ctx.key, uri, data.headers)
+    handle = ctx.phone.dial(ctx.key, uri, data.headers, data.follow_redirects)
     status = ctx.phone.expect_final(handle, uri, data.expected_status_code, ctx.timeout,
                                     data.expect_headers)
     if data.expected_status_code is not None:
@@ -215,7 +215,15 @@ def ringing(ctx: NodeContext, data: Any) -> str:
 @handles(schema.Disconnected)
 def disconnected(ctx: NodeContext, data: Any) -> str:
     ev = _call_event(ctx, data)
-    done = f"disconnected ({ev.raw.get('code')} {ev.raw.get('reason', '')})".strip()
+    ended = f"disconnected ({ev.raw.get('code')} {ev.raw.get('reason', '')})".strip()
+    cancelled = bool(ev.raw.get("cancelled"))
+    if data.cancelled is not None and cancelled != data.cancelled:
+        how = "the peer's CANCEL" if cancelled else f"{ended}, no CANCEL received"
+        raise StepFailed(f"call {ctx.key!r} ended by {how}, but the node expects "
+                         f"'cancelled': {str(data.cancelled).lower()}",
+                         expected="cancelled by the peer" if data.cancelled else "not cancelled",
+                         actual="cancelled by the peer" if cancelled else ended)
+    done = ended + (", cancelled by the peer" if cancelled else "")
     if data.expect_media is None:
         return done
     stats = media.final(ctx.phone, ev)

@@ -175,7 +175,10 @@ class ScenarioRun:
                 self._log(None, inst_id, message, "warning")
                 late.append(message)
         for inst_id, agent in self._agents.items():
-            self.provider.release(agent, healthy[inst_id])
+            # An instance's own client certificate stays with the agent's TLS connections:
+            # such an agent is never lent to another instance.
+            own_cert = getattr(self._accounts.get(inst_id), "tls_cert", None)
+            self.provider.release(agent, healthy[inst_id] and not own_cert)
         self._agents.clear()
         with self._lock:
             for node in self.result.nodes.values():

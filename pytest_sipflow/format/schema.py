@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import StrictBool
 from pydantic.alias_generators import to_camel
 
 from ..sip import DEFAULT_CODECS, TRANSPORT_PORTS
@@ -54,6 +55,24 @@ class SipInstanceData(_Model):
     # media (docs/media.md)
     srtp: Literal["disabled", "optional", "mandatory"] = "disabled"
     srtp_keying: Literal["sdes", "dtls"] = "sdes"
+    #: This instance's own TLS client certificate and key (PEM), for mutual TLS; they win
+    #: over --sipflow-tls-cert/--sipflow-tls-key.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: Register and be reached with sips: URIs (registrar, AOR, Contact): a secure dialog
+    #: (a call to a sips: target) needs the callee's Contact to be sips: too. TLS only.
+    sips: StrictBool = False
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> "SipInstanceData":
+        if bool(self.tls_cert) != bool(self.tls_key):
+            missing = "tlsKey" if self.tls_cert else "tlsCert"
+            raise KeyProblem(f"a client certificate needs both tlsCert and tlsKey: {missing} "
+                             "is missing", missing)
+        if self.sips and self.pbx_transport != "TLS":
+            raise KeyProblem(f"sips: true needs \"pbxTransport\": \"TLS\" (sips: URIs are "
+                             f"reached over TLS only), not {self.pbx_transport!r}", "sips")
+        return self
 
     @field_validator("srtp", mode="before")
     @classmethod
@@ -119,6 +138,8 @@ class MakeCall(_Sends):
     target_uri: str = Field(min_length=1)
     expected_status_code: FinalCode | None = None
     expect_headers: ExpectHeaders = ()
+    #: A 3xx answer: call its first Contact (True) or end the call with the 3xx (False).
+    follow_redirects: StrictBool = True
 
 
 class Answer(_Sends):
@@ -268,6 +289,9 @@ class Disconnected(EventData):
     canonical: ClassVar[str] = "DISCONNECTED"
     agent_event: ClassVar[str | None] = "disconnected"
     expect_media: ExpectMediaKey = None  # on the call's final statistics
+    #: True: the call must have ended by the peer's CANCEL before it was answered (the
+    #: losing branch of a fork); False: it must not have. None: not checked.
+    cancelled: StrictBool | None = None
 
 
 class Timeout(EventData):

@@ -7,8 +7,8 @@ No pytest here: the server works in a fixture, a hook, a benchmark or a script. 
 from __future__ import annotations
 
 from .kamailio import KamailioError, KamailioServer, available
-from .records import RequestLine
+from .records import Challenge, RequestLine
 from .tls import TlsFiles, generate_tls_files
 
-__all__ = ["KamailioError", "KamailioServer", "RequestLine", "TlsFiles", "available",
+__all__ = ["Challenge", "KamailioError", "KamailioServer", "RequestLine", "TlsFiles", "available",
            "generate_tls_files"]

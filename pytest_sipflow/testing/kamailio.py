@@ -15,7 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ from pytest_sipflow.sip import LOOPBACK
 
 from .process import end_group, terminate_with_parent
 from .readiness import NoFreePorts, options_probe, tcp_probe, pick_ports
-from .records import RequestLine, registrations_in, requests_in
+from .records import Challenge, RequestLine, challenges_in, registrations_in, requests_in
 from .tls import TlsFiles, generate_tls_files
 
 TEMPLATES = Path(__file__).resolve().parent
@@ -31,6 +31,7 @@ _MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/*/kamail
                 "/usr/lib/kamailio/modules", "/usr/lib64/kamailio/modules",
                 "/usr/local/lib*/kamailio/modules")
 _NAME = re.compile(r"[A-Za-z0-9._+-]+")
+_DEFINE = re.compile(r"SIPFLOW_[A-Z0-9_]+(=.+)?")
 TRANSPORTS = ("udp", "tcp", "tls")
 
 
@@ -96,7 +97,9 @@ class KamailioServer:
 
     Ports default to this pytest-xdist worker's block (15060 + 10*N, TLS + 1); a pair in
     use is skipped. TLS certificates are generated (trustme) unless ``tls_cert`` and
-    ``tls_key`` are given; ``tls=False`` runs without the TLS port.
+    ``tls_key`` are given; ``tls=False`` runs without the TLS port. ``defines`` switch on
+    the optional behaviours of ``kamailio.cfg`` (``-A NAME`` or ``-A NAME=VALUE``, listed
+    at its top): more challenges, short nonces, SHA-256, 480, redirects, proxy mode.
     """
 
     def __init__(self, users: Mapping[str, str], *, domain: str = LOOPBACK,
@@ -106,14 +109,19 @@ class KamailioServer:
                  tls_ca: Path | str | None = None, require_client_cert: bool = False,
                  workdir: Path | str | None = None, worker: int | None = None,
                  binary: str = "kamailio", start_timeout: float = 10.0,
-                 stop_timeout: float = 5.0, rtpengine: "RelayControl | str | None" = None
-                 ) -> None:
+                 stop_timeout: float = 5.0, rtpengine: "RelayControl | str | None" = None,
+                 defines: Iterable[str] = ()) -> None:
         for user, password in users.items():
             _check_value("user", user)
             _check_value("password", password)
         _check_value("domain", domain)
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither (then they are generated)")
+        self.defines = tuple(defines)
+        for define in self.defines:
+            if not _DEFINE.fullmatch(define):
+                raise ValueError(f"invalid define {define!r}: SIPFLOW_NAME or SIPFLOW_NAME=VALUE "
+                                 "(the switches are listed at the top of kamailio.cfg)")
         self.users = dict(users)
         self.rtpengine_sock = _relay_socket(rtpengine)
         self.domain = domain
@@ -199,6 +207,20 @@ class KamailioServer:
         self._save_log()
         self._cleanup_workdir()
 
+    def restart(self) -> None:
+        """Kill the server (SIGKILL: no goodbye) and start it again on the same ports.
+
+        Registrations live in memory only, so every phone is unregistered afterwards, as
+        after a crash of a real registrar. The log goes on in the same file.
+        """
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise KamailioError("restart() of a server that is not running")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(self.stop_timeout)
+        self._end_group(proc.pid)
+        self._spawn_and_wait()
+
     def __enter__(self) -> KamailioServer:
         return self.start()
 
@@ -237,6 +259,10 @@ class KamailioServer:
     def requests(self, method: str | None = None) -> list[RequestLine]:
         """Requests the server saw (xlog lines), oldest first; probes left out."""
         return requests_in(self.log_lines(), method)
+
+    def challenges(self, method: str | None = None) -> list[Challenge]:
+        """401/407 challenges the server sent (oldest first), of one method or all."""
+        return challenges_in(self.log_lines(), method)
 
     def registrations(self) -> dict[str, int]:
         """AOR user -> contacts it had after its last accepted REGISTER (0: unregistered).
@@ -332,7 +358,8 @@ class KamailioServer:
                         for user, password in sorted(self.users.items()))
         accounts = work / "sipflow-users.cfg"
         accounts.write_text("# the test accounts (user -> password), loaded at start-up\n"
-                            f"event_route[htable:mod-init] {{\n{users}}}\n")
+                            + (f"event_route[htable:mod-init] {{\n{users}}}\n" if users
+                               else "# none: an outbound proxy (SIPFLOW_NEXT_HOP) needs none\n"))
         accounts.chmod(0o600)
         tls_cfg = work / "sipflow-tls.cfg"
         if self.tls is not None:
@@ -347,8 +374,10 @@ class KamailioServer:
         work = self.workdir
         cmd = [self.binary, "-f", str(work / "kamailio.cfg"), "-E", "-DD",
                "-P", str(work / "kamailio.pid")]
+        for define in self.defines:
+            cmd += ["-A", define]
         began = time.monotonic()
-        with open(self.log_path, "wb") as log:
+        with open(self.log_path, "ab") as log:
             # Its own session: a SIGKILLed main process cannot leave workers behind us.
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=subprocess.STDOUT, cwd=work,

@@ -15,7 +15,8 @@ import pjsua2 as pj
 from ...sip import DEFAULT_CODECS
 from ...sip.message import readable
 from ..loop import log
-from ..rules import OpError, codec_priorities, id_uri, register_outcome, sip_uri, uri_host
+from ..rules import (OpError, challenge_realms, codec_priorities, id_uri, register_outcome,
+                     sip_uri, uri_host)
 from .messages import drop_buddies
 from .objects import AgentAccount
 from .ops import Deferred, callback, op
@@ -54,7 +55,8 @@ def configure(st: AgentState, req_id: Any, args: dict[str, Any]) -> Any:
     if registrar:
         reg_uri = sip_uri(registrar, transport)
         domain = str(args.get("domain") or uri_host(reg_uri))
-        uri = f"sip:{user}{domain}"
+        scheme = "sips" if reg_uri.startswith("sips:") else "sip"
+        uri = f"{scheme}:{user}{domain}"
         acfg.regConfig.registrarUri = reg_uri
         acfg.regConfig.timeoutSec = int(args.get("expires") or DEFAULT_EXPIRES_S)
         acfg.regConfig.retryIntervalSec = 0  # a failure is reported, not retried
@@ -184,14 +186,16 @@ def on_reg_state(st: AgentState, prm: "pj.OnRegStateParam") -> None:
     outcome = {"code": code, "reason": reason, "expires": expires, "registered": registered}
     st.emit("reg_state", **outcome, **({"error": error} if error else {}))
     try:
-        answered = bool(prm.rdata.wholeMsg)  # a response of the server, not a local failure
+        whole = str(prm.rdata.wholeMsg)
     except Exception:
-        answered = False
+        whole = ""
+    answered = bool(whole)  # a response of the server, not a local failure
+    realms = challenge_realms(whole) if code in (401, 407) else []
     where = st.registrar
     for pending in st.pending.take("account", "register"):
         out = register_outcome(pending.op, where, answered, bool(pending.data.get("strict")),
                                code, reason, error,
-                               {**pending.data.get("result", {}), **outcome})
+                               {**pending.data.get("result", {}), **outcome}, realms)
         st.reply(pending.req_id, out.ok, out.result, out.error)
     for pending in st.pending.take("account", "unregister"):
         if pending.req_id is None:  # reset's own, waited for in unregister_bounded

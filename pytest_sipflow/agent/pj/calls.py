@@ -40,6 +40,7 @@ def make_call(st: AgentState, req_id: Any, args: dict[str, Any]) -> dict[str, An
     wait_socket_budget(st)
     handle = st.calls.new_handle()
     call = AgentCall(st.fire, acc, handle)
+    call.follow_redirects = bool(args.get("follow_redirects", True))
     prm = call_param(headers)
     st.calls.add(handle, call)
     st.media_clock(True)
@@ -155,7 +156,7 @@ def forget_call(st: AgentState, call: AgentCall, code: int, reason: str) -> None
         if player.handle == call.handle:
             st.bury(st.players.pop(play_id))
     st.emit("disconnected", call=call.handle, code=int(code), reason=str(reason),
-            **final_fields(st, call))
+            cancelled=call.cancelled, **final_fields(st, call))
 
 
 # --------------------------------------------------------------------------- callbacks
@@ -225,6 +226,9 @@ def on_call_tsx(st: AgentState, call: AgentCall, prm: "pj.OnCallTsxStateParam") 
         return
     ts = e.body.tsxState
     tsx = ts.tsx
+    if tsx.role == pj.PJSIP_ROLE_UAS and tsx.method == "CANCEL":
+        call.cancelled = True   # the peer gave up (or a fork's other branch answered)
+        return
     if tsx.role != pj.PJSIP_ROLE_UAC or tsx.method != "INVITE":
         return
     code = int(tsx.statusCode)

@@ -69,6 +69,16 @@ class AgentCall(pj.Call):
         self.watch: Any = None
         #: the SDES suite of the last SDP answer (``a=crypto``), when media is watched
         self.crypto: str | None = None
+        self.follow_redirects = True   # a 3xx to our INVITE: call its Contact
+        self.cancelled = False         # the peer's CANCEL ended it before an answer
+
+    def onCallRedirected(self, prm: "pj.OnCallRedirectedParam") -> int:
+        # Must answer here and now (pjsua waits for the value): no handler to forward to.
+        follow = self.follow_redirects
+        log(f"{self.handle}: redirected to {prm.targetUri}: "
+            + ("following" if follow else "not following (followRedirects false)"))
+        # REJECT, not STOP: with no other target the call ends with the 3xx itself (STOP: 487).
+        return pj.PJSIP_REDIRECT_ACCEPT if follow else pj.PJSIP_REDIRECT_REJECT
 
     def onCallState(self, prm: "pj.OnCallStateParam") -> None:
         self.fire("onCallState", self, prm)
