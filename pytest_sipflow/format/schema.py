@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic import StrictBool
+from pydantic import (AliasChoices, Field, SecretStr, StrictBool, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic.alias_generators import to_camel
 
 from ..sip import DEFAULT_CODECS, TRANSPORT_PORTS
