@@ -222,11 +222,14 @@ capture.socket = _NoRawSockets()
 """
 
 
-def talking_call(pytester: pytest.Pytester) -> None:
+def talking_call(pytester: pytest.Pytester, **instance_keys: Any) -> None:
     from conftest import basic_call
 
     text = json.loads(basic_call())
     next(n for n in text["nodes"] if n["id"] == "talk")["data"]["timeout"] = 600
+    for node in text["nodes"]:
+        if node["type"] == "sipInstance":
+            node["data"].update(instance_keys)
     (pytester.path / "talk.sipflow.json").write_text(json.dumps(text))
 
 
@@ -254,6 +257,34 @@ def test_the_pcap_holds_the_calls_rtp_in_both_directions(sipflow_pytester: pytes
                           "-e", "frame.protocols"], capture_output=True, text=True, timeout=60,
                          check=True).stdout
     assert "rtcp" in out and "sip" in out
+
+
+def rtp_packets(pcap: Path) -> list[tuple[int, bytes]]:
+    """(RTP payload length, payload) of every RTP packet tshark decodes."""
+    assert TSHARK is not None
+    out = subprocess.run([TSHARK, "-r", str(pcap), "-Y", "rtp", "-T", "fields",
+                          "-e", "udp.length", "-e", "rtp.payload"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    rows = [line.split("\t") for line in out.splitlines()]
+    return [(int(n) - 8 - 12, bytes.fromhex(p.replace(":", ""))) for n, p in rows]
+
+
+@pytest.mark.parametrize("srtp", ["disabled", "mandatory"])
+def test_srtp_leaves_no_plain_rtp_in_the_pcap(sipflow_pytester: pytest.Pytester,
+                                              srtp: str) -> None:
+    """Plain PCMU silence from the null sound device is 160 bytes of 0xFF per packet; with
+    SDES-SRTP every packet's payload is ciphertext plus a 10-byte authentication tag."""
+    talking_call(sipflow_pytester, srtp=srtp)
+    result = sipflow_pytester.runpytest_subprocess("--sipflow-pcap=out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    pcap = next((sipflow_pytester.path / "out").glob("*.pcap"))
+    packets = rtp_packets(pcap)
+    assert len({ssrc for ssrc, _, _ in rtp_streams(pcap)}) == 2 and len(packets) >= 20
+    plain = [p for n, p in packets if n == 160 and p == b"\xff" * 160]
+    if srtp == "disabled":
+        assert len(plain) == len(packets), "the plain call's RTP is not the silence expected"
+    else:
+        assert plain == [] and {n for n, _ in packets} == {170}, {n for n, _ in packets}
 
 
 def test_without_capture_rights_the_pcap_has_sip_and_a_warning_says_why(
