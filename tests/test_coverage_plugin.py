@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -109,3 +110,34 @@ def test_workers_coverage_merges_to_the_same_numbers(sipflow_pytester: pytest.Py
     assert a == b and len(a["files"]) == 4
     assert [ln for ln in one.outlines if ln.startswith("TOTAL")] == \
         [ln for ln in two.outlines if ln.startswith("TOTAL")]
+
+
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (./install.sh)")
+def test_a_real_browser_draws_the_outcome_colours(sipflow_pytester: pytest.Pytester) -> None:
+    """Headless Chromium renders coverage.html: the screenshot shows the fills of a node
+    that ran, one that never ran and one whose failure branch was never taken."""
+    from support.png import colours
+
+    from pytest_sipflow.reporting.coverage_html import FILL
+
+    suite(sipflow_pytester)
+    sipflow_pytester.runpytest("--sipflow-coverage=cov").assert_outcomes(passed=2)
+    page, shot = sipflow_pytester.path / "cov" / "coverage.html", sipflow_pytester.path / "shot.png"
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--no-first-run", f"--user-data-dir={sipflow_pytester.path / 'profile'}",
+                    "--hide-scrollbars", "--window-size=1100,1500", f"--screenshot={shot}",
+                    page.as_uri()], check=True, capture_output=True, timeout=120)
+    seen = colours(shot)
+
+    def pixels(outcome: str) -> int:
+        return seen[tuple(int(FILL[outcome][i:i + 2], 16) for i in (1, 3, 5))]
+
+    legend = pixels("failed")  # no node failed: only the legend's swatch has this fill
+    assert legend > 0, "the legend was not drawn"
+    # every node box is larger than a swatch; 6 nodes ran, 1 never ran, 1 branch untaken
+    assert pixels("ok") > 6 * legend and pixels("instance") > 4 * legend
+    assert pixels("never") > 2 * legend and pixels("untaken") > 1.5 * legend
