@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import chain, command, event, instance, own_pool, scenario
+from conftest import basic_call, chain, command, event, instance, own_pool, scenario
 from pytest_sipflow.agent.pool import AgentPool
 from pytest_sipflow.engine.result import ScenarioResult
 from pytest_sipflow.engine.runner import run_scenario
@@ -223,8 +223,6 @@ capture.socket = _NoRawSockets()
 
 
 def talking_call(pytester: pytest.Pytester, **instance_keys: Any) -> None:
-    from conftest import basic_call
-
     text = json.loads(basic_call())
     next(n for n in text["nodes"] if n["id"] == "talk")["data"]["timeout"] = 600
     for node in text["nodes"]:

@@ -7,7 +7,6 @@ Each run is a pytester run; Kamailio's own log (``server.requests()``) shows wha
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -18,7 +17,6 @@ import pytest
 
 from conftest import chain, command, event, instance, scenario
 from pytest_sipflow.testing import KamailioServer, available
-from support.kamailio import fixed_accounts
 from test_real_auth import simple_call, started
 from test_real_mode import (RECORDER, assert_unregistered, at, clean, events,  # noqa: F401
                             node_states, phone, recorder, user)

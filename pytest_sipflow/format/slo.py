@@ -54,7 +54,7 @@ def parse_slo(value: Any, path: str) -> Slo:
     """The ``slo`` object of a file, or a ScenarioFormatError naming each bad key."""
     if not isinstance(value, Mapping):
         raise ScenarioFormatError(path, [Problem(
-            f'"slo" is an object such as {{"asr": 0.99, "p95SetupMs": 300}}', field="slo")])
+            '"slo" is an object such as {"asr": 0.99, "p95SetupMs": 300}', field="slo")])
     try:
         return Slo.model_validate(dict(value))
     except ValidationError as exc:

@@ -16,7 +16,7 @@ import pytest
 from .keys import session_key
 
 if TYPE_CHECKING:
-    from ..reporting.coverage import Coverage, FlowShape
+    from ..reporting.coverage import FlowShape
     from .collect import SipflowItem
 
 OUTPUT_KEY = "sipflow_coverage"  # in config.workeroutput

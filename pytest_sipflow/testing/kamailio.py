@@ -9,6 +9,7 @@ TLS really answer.
 from __future__ import annotations
 
 import glob
+import os
 import re
 import shutil
 import signal
