@@ -42,8 +42,20 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if is_scenario(file_path):
+        _start_fork_server(parent.config)
         return SipflowFile.from_parent(parent, path=file_path)
     return None
+
+
+def _start_fork_server(config: pytest.Config) -> None:
+    """At the first scenario file: the agents' fork server imports while pytest collects.
+    Not where no item runs (``--collect-only``, the xdist controller)."""
+    session = config.stash[session_key]
+    if session.has_pool or config.option.collectonly:
+        return
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    session.pool.start_fork_server()
 
 
 @pytest.hookimpl(tryfirst=True)

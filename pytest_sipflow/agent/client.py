@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
+from .forkserver import ForkedProcess, ForkServer, child_env
 from .protocol import LineReader, LineWriter, ProtocolError
 
 EventSink = Callable[[dict[str, Any]], None]
 
-#: Root that holds the ``pytest_sipflow`` package, put on the child's PYTHONPATH so
-#: ``-m pytest_sipflow.agent`` works whatever the cwd and install mode.
-_PKG_ROOT = str(Path(__file__).resolve().parents[2])
 _STDERR_KEEP = 200
 
 
@@ -83,9 +79,11 @@ class Reply:
 
 
 class Agent:
-    """Handle on one agent process (one SIP user agent)."""
+    """Handle on one agent process (one SIP user agent): forked by ``forks`` (a fork
+    server), else spawned as ``python -m pytest_sipflow.agent``."""
 
-    def __init__(self, name: str = "agent", python: str = sys.executable) -> None:
+    def __init__(self, name: str = "agent", python: str = sys.executable,
+                 forks: ForkServer | None = None) -> None:
         self.name = name
         self.sip_port: int | None = None
         self._lock = threading.RLock()
@@ -101,30 +99,13 @@ class Agent:
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP)
         self.agent_pid: int | None = None
 
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock = parent_sock
-        env = dict(os.environ)
-        env["PYTHONPATH"] = _PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        try:
-            self._proc = subprocess.Popen(
-                [python, "-m", "pytest_sipflow.agent", "--fd", str(child_sock.fileno()),
-                 "--name", name],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=(child_sock.fileno(),),
-                start_new_session=False,
-                env=env,
-            )
-        except BaseException:
-            parent_sock.close()
-            child_sock.close()
-            raise
-        finally:
-            # The child owns its end now; keeping it open here would hide its death.
-            child_sock.close()
+        self._proc: subprocess.Popen[bytes] | ForkedProcess
+        if forks is not None:
+            self._proc, self._sock = forks.spawn(name)
+        else:
+            self._proc, self._sock = self._spawn(name, python)
         self.pid: int = self._proc.pid
-        self._writer = LineWriter(parent_sock)
+        self._writer = LineWriter(self._sock)
         self._stderr_thread = threading.Thread(
             target=self._stderr_loop, name=f"sipflow-agent-{name}-stderr", daemon=True
         )
@@ -134,6 +115,32 @@ class Agent:
         self._stderr_thread.start()
         self._reader_thread.start()
 
+    @staticmethod
+    def _spawn(name: str, python: str) -> tuple[subprocess.Popen[bytes], socket.socket]:
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            proc = subprocess.Popen(
+                [python, "-m", "pytest_sipflow.agent", "--fd", str(child_sock.fileno()),
+                 "--name", name],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(child_sock.fileno(),),
+                start_new_session=False,
+                env=child_env(),
+            )
+        except BaseException:
+            parent_sock.close()
+            raise
+        finally:
+            # The child owns its end now; keeping it open here would hide its death.
+            child_sock.close()
+        return proc, parent_sock
+
+    def _running(self) -> bool:
+        proc = self._proc
+        return proc.running if isinstance(proc, ForkedProcess) else proc.poll() is None
+
     # ------------------------------------------------------------------ public API
 
     def __repr__(self) -> str:
@@ -141,7 +148,7 @@ class Agent:
 
     @property
     def alive(self) -> bool:
-        return not self._dead and self._proc.poll() is None
+        return not self._dead and self._running()
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Block until the agent's Endpoint exists. Raises AgentCrashed or TimeoutError."""
@@ -197,7 +204,7 @@ class Agent:
 
     def kill(self) -> None:
         """SIGKILL this agent (by its pid, through Popen: never a recycled pid)."""
-        if self._proc.poll() is None:
+        if self._running():
             try:
                 self._proc.kill()
             except ProcessLookupError:
@@ -209,7 +216,7 @@ class Agent:
             if self._closed:
                 return
             self._closing = True
-            can_ask = not self._dead and self._proc.poll() is None
+            can_ask = not self._dead and self._running()
         if can_ask:
             try:
                 self.request("shutdown", timeout=timeout)
@@ -234,6 +241,8 @@ class Agent:
                 self._proc.stderr.close()
             except OSError:
                 pass
+        if isinstance(self._proc, ForkedProcess):
+            self._proc.close()
         with self._lock:
             self._closed = True
             self._dead = True

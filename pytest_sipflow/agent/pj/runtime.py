@@ -238,11 +238,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="inherited socket fd (socketpair end)")
     parser.add_argument("--name", default="agent")
     ns = parser.parse_args(argv)
-    set_name(ns.name)
     # Automatic GC could run a SWIG destructor on the reader thread (unregistered with
     # pjlib → assert → abort). The main loop collects explicitly instead.
     gc.disable()
-    st = AgentState(socket.socket(fileno=ns.fd), ns.name)
+    serve(socket.socket(fileno=ns.fd), ns.name)
+    return 0
+
+
+def serve(sock: socket.socket, name: str) -> None:
+    """One agent on its channel, until shutdown or orphaned; never returns.
+
+    Both a spawned agent (``main``) and a child of the fork server run this.
+    """
+    set_name(name)
+    st = AgentState(sock, name)
     try:
         init_endpoint(st)
     except Exception:
@@ -260,4 +269,3 @@ def main(argv: list[str] | None = None) -> int:
         log("main loop crashed:\n" + traceback.format_exc())
         hard_exit(1)
     hard_exit(0)
-    return 0
