@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable
 
 from .forkserver import ForkedProcess, ForkServer, child_env
+from .loop import brief
 from .protocol import LineReader, LineWriter, ProtocolError
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -50,6 +51,18 @@ def _signame(rc: int) -> str:
         except ValueError:
             return ""
     return ""
+
+
+def _stamp(line: str, last: float) -> float:
+    """The monotonic time of an agent log line (``[name 123.456789] ...``); a line
+    without one (pjlib's own output, a traceback) keeps the time of the line before it."""
+    if line.startswith("["):
+        head = line[1:line.find("]")]
+        try:
+            return float(head.rsplit(" ", 1)[-1])
+        except ValueError:
+            pass
+    return last
 
 
 class _Pending:
@@ -97,6 +110,10 @@ class Agent:
         self._death: AgentCrashed | None = None
         self._sink: EventSink | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP)
+        #: (time, request) of the last requests sent: the agent does not log each one to
+        #: its stderr (a line per request cost both sides); ``stderr_tail`` merges them in
+        self._sent: collections.deque[tuple[float, dict[str, Any]]] = \
+            collections.deque(maxlen=_STDERR_KEEP)
         self.agent_pid: int | None = None
 
         self._proc: subprocess.Popen[bytes] | ForkedProcess
@@ -185,6 +202,8 @@ class Agent:
             raise self._crash_error(f"agent {self.name} is gone; cannot send {op!r}")
         msg = {"id": req_id, "op": op}
         msg.update(args)
+        if op != "ping":
+            self._sent.append((time.monotonic(), msg))
         try:
             self._writer.send(msg)
         except OSError:
@@ -198,9 +217,25 @@ class Agent:
         self._sink = sink
 
     def stderr_tail(self, n: int = 20) -> list[str]:
+        """The agent's last stderr lines, with the requests it was sent merged in by time
+        (as ``[name time] req ID OP ARGS`` lines, secrets masked)."""
+        if n <= 0:
+            return []
         with self._lock:
-            lines = list(self._stderr)
-        return lines[-n:] if n > 0 else []
+            lines, sent = list(self._stderr), list(self._sent)
+        # (time, 0 = request first on a tie, order, line); the agent stamps in µs, and a
+        # request is stamped before it is sent: the order is the causal one
+        timed: list[tuple[float, int, int, str]] = []
+        t = float("-inf")
+        for i, line in enumerate(lines):
+            t = _stamp(line, t)
+            timed.append((t, 1, i, line))
+        for i, (at, msg) in enumerate(sent):
+            args = {k: v for k, v in msg.items() if k not in ("id", "op")}
+            timed.append((at, 0, i, f"[{self.name} {at:.6f}] "
+                          f"req {msg.get('id')} {msg.get('op')} {brief(args)}"))
+        timed.sort()
+        return [line for *_, line in timed[-n:]]
 
     def kill(self) -> None:
         """SIGKILL this agent (by its pid, through Popen: never a recycled pid)."""

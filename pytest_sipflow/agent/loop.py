@@ -30,7 +30,7 @@ def set_name(name: str) -> None:
 def log(msg: str) -> None:
     """Diagnostics go to stderr: the parent keeps the tail for crash reports."""
     try:
-        sys.stderr.write(f"[{_NAME[0]} {time.monotonic():.3f}] {readable(msg)}\n")
+        sys.stderr.write(f"[{_NAME[0]} {time.monotonic():.6f}] {readable(msg)}\n")
         sys.stderr.flush()
     except Exception:
         pass

@@ -18,7 +18,7 @@ from typing import Any
 import pjsua2 as pj
 
 from ..book import next_wake
-from ..loop import brief, hard_exit, log, set_name
+from ..loop import hard_exit, log, set_name
 from ..rules import OpError
 from . import account, calls, media, messages, transfer, transports
 from .objects import AgentLogWriter
@@ -144,9 +144,8 @@ def handle_request(st: AgentState, req: dict[str, Any]) -> None:
         st.reply(req_id, False, error=f"unknown op {name!r}")
         return
     args = {k: v for k, v in req.items() if k not in ("id", "op")}
-    if name != "ping":
+    if name != "ping":  # the parent keeps the request log (see ``Agent.stderr_tail``)
         st.dirty = True
-        log(f"req {req_id} {name} {brief(args)}")
     try:
         if entry.needs_start and st.transport_id is None:
             raise OpError("agent not started (send 'start' first)")
