@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+#: pytest sessions configured and not yet unconfigured in this process (a pytester inline
+#: run nests one in another)
+_ACTIVE = [0]
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _ACTIVE[0] += 1
+    if _ACTIVE[0] == 1:
+        gc.unfreeze()  # an earlier session of this process froze its objects (see below)
     config.addinivalue_line("markers", "sipflow: a SIPFLOW scenario file collected by pytest-sipflow")
     config.stash[session_key] = SipflowSession(settings_from_config(config))
     config.pluginmanager.register(fixtures, "sipflow-fixtures")
@@ -30,10 +39,17 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(outputs.JunitTrace(), "sipflow-junit-trace")
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
         session.close()
+    _ACTIVE[0] -= 1
+    if _ACTIVE[0] == 0:
+        # The outermost session is over: the interpreter's exit would now run several full
+        # garbage collections over everything pytest, pydantic and the results built
+        # (~0.4 s per process, each xdist worker too). Frozen objects are skipped.
+        gc.freeze()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
