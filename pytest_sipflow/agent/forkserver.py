@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,8 @@ class ForkServer:
             if slot is None:  # its caller gave up waiting: do not leak the child
                 if not isinstance(result, str):
                     result[0].kill()
+                    result[0].stderr.close()
+                    result[0].close()
                     result[1].close()
                 continue
             slot[1] = result
@@ -245,8 +248,6 @@ def serve(fd: int) -> int:
     poller.register(ctl.fileno(), select.POLLIN)
     open_ctl = True
     deadline: float | None = None
-    import time
-
     while children or open_ctl:
         wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
         for ready, _ in poller.poll(wait_ms):
