@@ -53,6 +53,9 @@ def test_forked_agents_report_crashes_and_every_process_is_reaped() -> None:
     assert info.value.returncode == -6
     assert any("simulated pjlib assert" in line for line in info.value.stderr_tail)
     agents[1].kill()
+    deadline = time.monotonic() + 10
+    while agents[1].alive and time.monotonic() < deadline:
+        time.sleep(0.02)
     with pytest.raises(AgentCrashed) as killed:
         agents[1].request("ping", timeout=5)
     assert killed.value.returncode == -9
