@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
+from .forkserver import ForkedProcess, ForkServer, child_env
+from .loop import brief
 from .protocol import LineReader, LineWriter, ProtocolError
 
 EventSink = Callable[[dict[str, Any]], None]
 
-#: Root that holds the ``pytest_sipflow`` package, put on the child's PYTHONPATH so
-#: ``-m pytest_sipflow.agent`` works whatever the cwd and install mode.
-_PKG_ROOT = str(Path(__file__).resolve().parents[2])
 _STDERR_KEEP = 200
 
 
@@ -56,6 +53,18 @@ def _signame(rc: int) -> str:
     return ""
 
 
+def _stamp(line: str, last: float) -> float:
+    """The monotonic time of an agent log line (``[name 123.456789] ...``); a line
+    without one (pjlib's own output, a traceback) keeps the time of the line before it."""
+    if line.startswith("["):
+        head = line[1:line.find("]")]
+        try:
+            return float(head.rsplit(" ", 1)[-1])
+        except ValueError:
+            pass
+    return last
+
+
 class _Pending:
     __slots__ = ("done", "reply", "error")
 
@@ -83,9 +92,11 @@ class Reply:
 
 
 class Agent:
-    """Handle on one agent process (one SIP user agent)."""
+    """Handle on one agent process (one SIP user agent): forked by ``forks`` (a fork
+    server), else spawned as ``python -m pytest_sipflow.agent``."""
 
-    def __init__(self, name: str = "agent", python: str = sys.executable) -> None:
+    def __init__(self, name: str = "agent", python: str = sys.executable,
+                 forks: ForkServer | None = None) -> None:
         self.name = name
         self.sip_port: int | None = None
         self._lock = threading.RLock()
@@ -99,32 +110,19 @@ class Agent:
         self._death: AgentCrashed | None = None
         self._sink: EventSink | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP)
+        #: (time, request) of the last requests sent: the agent does not log each one to
+        #: its stderr (a line per request cost both sides); ``stderr_tail`` merges them in
+        self._sent: collections.deque[tuple[float, dict[str, Any]]] = \
+            collections.deque(maxlen=_STDERR_KEEP)
         self.agent_pid: int | None = None
 
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock = parent_sock
-        env = dict(os.environ)
-        env["PYTHONPATH"] = _PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-        try:
-            self._proc = subprocess.Popen(
-                [python, "-m", "pytest_sipflow.agent", "--fd", str(child_sock.fileno()),
-                 "--name", name],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=(child_sock.fileno(),),
-                start_new_session=False,
-                env=env,
-            )
-        except BaseException:
-            parent_sock.close()
-            child_sock.close()
-            raise
-        finally:
-            # The child owns its end now; keeping it open here would hide its death.
-            child_sock.close()
+        self._proc: subprocess.Popen[bytes] | ForkedProcess
+        if forks is not None:
+            self._proc, self._sock = forks.spawn(name)
+        else:
+            self._proc, self._sock = self._spawn(name, python)
         self.pid: int = self._proc.pid
-        self._writer = LineWriter(parent_sock)
+        self._writer = LineWriter(self._sock)
         self._stderr_thread = threading.Thread(
             target=self._stderr_loop, name=f"sipflow-agent-{name}-stderr", daemon=True
         )
@@ -134,6 +132,32 @@ class Agent:
         self._stderr_thread.start()
         self._reader_thread.start()
 
+    @staticmethod
+    def _spawn(name: str, python: str) -> tuple[subprocess.Popen[bytes], socket.socket]:
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            proc = subprocess.Popen(
+                [python, "-m", "pytest_sipflow.agent", "--fd", str(child_sock.fileno()),
+                 "--name", name],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(child_sock.fileno(),),
+                start_new_session=False,
+                env=child_env(),
+            )
+        except BaseException:
+            parent_sock.close()
+            raise
+        finally:
+            # The child owns its end now; keeping it open here would hide its death.
+            child_sock.close()
+        return proc, parent_sock
+
+    def _running(self) -> bool:
+        proc = self._proc
+        return proc.running if isinstance(proc, ForkedProcess) else proc.poll() is None
+
     # ------------------------------------------------------------------ public API
 
     def __repr__(self) -> str:
@@ -141,7 +165,7 @@ class Agent:
 
     @property
     def alive(self) -> bool:
-        return not self._dead and self._proc.poll() is None
+        return not self._dead and self._running()
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Block until the agent's Endpoint exists. Raises AgentCrashed or TimeoutError."""
@@ -178,6 +202,8 @@ class Agent:
             raise self._crash_error(f"agent {self.name} is gone; cannot send {op!r}")
         msg = {"id": req_id, "op": op}
         msg.update(args)
+        if op != "ping":
+            self._sent.append((time.monotonic(), msg))
         try:
             self._writer.send(msg)
         except OSError:
@@ -191,13 +217,29 @@ class Agent:
         self._sink = sink
 
     def stderr_tail(self, n: int = 20) -> list[str]:
+        """The agent's last stderr lines, with the requests it was sent merged in by time
+        (as ``[name time] req ID OP ARGS`` lines, secrets masked)."""
+        if n <= 0:
+            return []
         with self._lock:
-            lines = list(self._stderr)
-        return lines[-n:] if n > 0 else []
+            lines, sent = list(self._stderr), list(self._sent)
+        # (time, 0 = request first on a tie, order, line); the agent stamps in µs, and a
+        # request is stamped before it is sent: the order is the causal one
+        timed: list[tuple[float, int, int, str]] = []
+        t = float("-inf")
+        for i, line in enumerate(lines):
+            t = _stamp(line, t)
+            timed.append((t, 1, i, line))
+        for i, (at, msg) in enumerate(sent):
+            args = {k: v for k, v in msg.items() if k not in ("id", "op")}
+            timed.append((at, 0, i, f"[{self.name} {at:.6f}] "
+                          f"req {msg.get('id')} {msg.get('op')} {brief(args)}"))
+        timed.sort()
+        return [line for *_, line in timed[-n:]]
 
     def kill(self) -> None:
         """SIGKILL this agent (by its pid, through Popen: never a recycled pid)."""
-        if self._proc.poll() is None:
+        if self._running():
             try:
                 self._proc.kill()
             except ProcessLookupError:
@@ -209,7 +251,7 @@ class Agent:
             if self._closed:
                 return
             self._closing = True
-            can_ask = not self._dead and self._proc.poll() is None
+            can_ask = not self._dead and self._running()
         if can_ask:
             try:
                 self.request("shutdown", timeout=timeout)
@@ -234,6 +276,8 @@ class Agent:
                 self._proc.stderr.close()
             except OSError:
                 pass
+        if isinstance(self._proc, ForkedProcess):
+            self._proc.close()
         with self._lock:
             self._closed = True
             self._dead = True

@@ -30,7 +30,7 @@ def set_name(name: str) -> None:
 def log(msg: str) -> None:
     """Diagnostics go to stderr: the parent keeps the tail for crash reports."""
     try:
-        sys.stderr.write(f"[{_NAME[0]} {time.monotonic():.3f}] {readable(msg)}\n")
+        sys.stderr.write(f"[{_NAME[0]} {time.monotonic():.6f}] {readable(msg)}\n")
         sys.stderr.flush()
     except Exception:
         pass
@@ -134,7 +134,7 @@ class Channel:
             if cid is not None and msg.get("call") is None:
                 msg["call"] = call_of(cid)
             try:
-                self.out.send(clean(msg))
+                self.out.send(msg if msg.pop("_clean", False) else clean(msg))
             except OSError:
                 self.on_orphaned()  # parent gone: nothing to report to any more
 

@@ -1,7 +1,8 @@
 """A pool of started SIP agents, reused between scenarios after a full reset.
 
-Starting a process costs tens of milliseconds; a reset costs one round trip. A dead or
-unhealthy agent is never reused: it is reaped and a fresh one takes its place.
+Agents are forked from a fork server (a few ms each) and started all at once; a reset
+costs one round trip. A dead or unhealthy agent is never reused: it is reaped and a fresh
+one takes its place.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Sequence
 
 from ..errors import AgentUnavailable
 from .client import Agent, AgentError
+from .forkserver import ForkServer
 from .ports import RTP_PORTS_PER_AGENT, PortPlan
 
 START_TIMEOUT_S = 15.0
@@ -22,8 +24,10 @@ KEEP_SPARES = 4
 
 
 class AgentPool:
-    def __init__(self, plan: PortPlan, python: str = sys.executable, name: str = "a") -> None:
+    def __init__(self, plan: PortPlan, python: str = sys.executable, name: str = "a",
+                 fork: bool = True) -> None:
         self.plan = plan
+        self.fork = fork  # False: every agent is a ``python -m pytest_sipflow.agent`` of its own
         self.name = name  # prefix of agent names, so threads show whose agent they serve
         self.python = python
         self._lock = threading.Lock()
@@ -35,6 +39,25 @@ class AgentPool:
         self._serial = 0
         self.started = 0  # agents ever started (for reports and benchmarks)
         self._warming: threading.Thread | None = None
+        self._forks: ForkServer | None = None
+
+    def start_fork_server(self) -> None:
+        """Start the fork server now (it imports for ~0.2 s), e.g. while pytest collects."""
+        if self.fork:
+            self._fork_server()
+
+    def _fork_server(self) -> ForkServer | None:
+        if not self.fork:
+            return None
+        with self._lock:
+            old = self._forks
+            if old is not None and old.alive:
+                return old
+            self._forks = ForkServer(self.python)
+            forks = self._forks
+        if old is not None:
+            old.close()  # it died: reap it
+        return forks
 
     def prestart(self, count: int) -> None:
         """Start agents in the background, so the first scenario finds them ready.
@@ -93,10 +116,11 @@ class AgentPool:
     def _start_fresh(self, count: int) -> list[Agent]:
         fresh: list[Agent] = []
         try:
-            fresh = [self._spawn() for _ in range(count)]
+            for _ in range(count):
+                fresh.append(self._spawn())
             for agent in fresh:
                 agent.wait_ready(START_TIMEOUT_S)
-                self._start(agent)
+            self._start_all(fresh)
         except BaseException:
             for agent in fresh:
                 self._discard(agent)
@@ -121,6 +145,10 @@ class AgentPool:
             self._busy.clear()
         for agent in agents:
             self._discard(agent)
+        with self._lock:
+            forks, self._forks = self._forks, None
+        if forks is not None:
+            forks.close()
 
     def trim(self, need: int) -> int:
         """Give back idle agents beyond ``need`` plus a few spares; returns how many.
@@ -154,7 +182,7 @@ class AgentPool:
         with self._lock:
             self._serial += 1
             name = f"{self.name}{self._serial}"
-        agent = Agent(name=name, python=self.python)
+        agent = Agent(name=name, python=self.python, forks=self._fork_server())
         with self._lock:
             self._busy.add(agent)
             self.started += 1
@@ -169,6 +197,48 @@ class AgentPool:
                 self._used_ports.discard(agent.sip_port)
         agent.close()
 
+    def _start_all(self, agents: list[Agent]) -> None:
+        """Every agent's ``start`` sent at once, each on a port of its own; an agent whose
+        port turned out taken then tries the next ones (``_start``)."""
+        with self._lock:
+            ports = [p for p in self.plan.sip_ports(self._cursor)
+                     if p not in self._used_ports][:len(agents)]
+            self._used_ports.update(ports)
+        sent = []
+        for agent, port in zip(agents, ports):
+            try:
+                sent.append((agent, port, agent.send("start", **self._start_args(port))))
+            except AgentError:
+                sent.append((agent, port, None))
+        retry = agents[len(ports):]
+        unsure = set(ports)  # reserved, not (yet) bound: given back if we stop early
+        try:
+            for agent, port, reply in sent:
+                try:
+                    if reply is None:
+                        raise AgentError("start not sent")
+                    reply.wait(START_TIMEOUT_S)
+                except AgentError as exc:
+                    if not agent.alive:
+                        raise AgentUnavailable(
+                            f"agent {agent.name} died while starting: {exc}; "
+                            f"stderr: {' | '.join(agent.stderr_tail(5))}") from None
+                    retry.append(agent)
+                    continue
+                unsure.discard(port)
+                with self._lock:
+                    self._cursor = (port + 2 if port + 2 <= self.plan.sip_last
+                                    else self.plan.sip_first)
+        finally:
+            with self._lock:
+                self._used_ports -= unsure
+        for agent in retry:
+            self._start(agent)
+
+    def _start_args(self, port: int) -> dict[str, object]:
+        return dict(sip_port=port, sip_port_last=port, bind_address=self.plan.address,
+                    rtp_port=self.plan.rtp_for(port), rtp_port_count=RTP_PORTS_PER_AGENT)
+
     def _start(self, agent: Agent) -> None:
         """Bind the agent to the next free SIP port of this worker's block."""
         with self._lock:
@@ -180,9 +250,7 @@ class AgentPool:
                     continue
                 self._used_ports.add(port)
             try:
-                agent.request("start", timeout=START_TIMEOUT_S, sip_port=port, sip_port_last=port,
-                              bind_address=self.plan.address,
-                              rtp_port=self.plan.rtp_for(port), rtp_port_count=RTP_PORTS_PER_AGENT)
+                agent.request("start", timeout=START_TIMEOUT_S, **self._start_args(port))
             except AgentError as exc:
                 with self._lock:
                     self._used_ports.discard(port)

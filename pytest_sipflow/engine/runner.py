@@ -246,7 +246,8 @@ class ScenarioRun:
     def _emit(self, event: ExecutionEvent) -> None:
         with self._lock:  # one order for the result and for the listener
             self.result.events.append(event)
-            self._queue.put(event)
+            if self.listener is not None:
+                self._queue.put(event)
 
     def _deliver(self) -> None:
         """Hand queued events to the listener; only ever on the thread running ``run()``."""

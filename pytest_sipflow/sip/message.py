@@ -193,6 +193,24 @@ def parse(data: bytes | str) -> SipMessage:
     return msg
 
 
+_CALL_ID_RE = re.compile(r"^([ \t]*)(?:call-id|i)[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def start_and_call_id(text: str) -> tuple[str, str | None]:
+    """``parse(text)``'s start line and Call-ID, without parsing every header (the agent
+    needs only these two for each message of its trace)."""
+    norm = text.replace("\r\n", "\n")
+    head = norm.partition("\n\n")[0]
+    start, _, rest = head.partition("\n")
+    m = _CALL_ID_RE.search(rest)
+    if m is None:
+        return start.strip(), None
+    if m.group(1) or rest[m.end() + 1:m.end() + 2] in (" ", "\t"):  # folded lines: rare
+        message = parse(text)
+        return message.start_line, message.call_id
+    return start.strip(), m.group(2).strip() or None
+
+
 def summary(data: bytes | str) -> str:
     """The start line (what a ladder shows for the message)."""
     return parse(data).start_line

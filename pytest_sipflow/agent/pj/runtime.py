@@ -18,7 +18,7 @@ from typing import Any
 import pjsua2 as pj
 
 from ..book import next_wake
-from ..loop import brief, hard_exit, log, set_name
+from ..loop import hard_exit, log, set_name
 from ..rules import OpError
 from . import account, calls, media, messages, recording, srtp, transfer, transports
 from .objects import AgentLogWriter
@@ -146,9 +146,8 @@ def handle_request(st: AgentState, req: dict[str, Any]) -> None:
         st.reply(req_id, False, error=f"unknown op {name!r}")
         return
     args = {k: v for k, v in req.items() if k not in ("id", "op")}
-    if name != "ping":
+    if name != "ping":  # the parent keeps the request log (see ``Agent.stderr_tail``)
         st.dirty = True
-        log(f"req {req_id} {name} {brief(args)}")
     try:
         if entry.needs_start and st.transport_id is None:
             raise OpError("agent not started (send 'start' first)")
@@ -243,11 +242,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="inherited socket fd (socketpair end)")
     parser.add_argument("--name", default="agent")
     ns = parser.parse_args(argv)
-    set_name(ns.name)
     # Automatic GC could run a SWIG destructor on the reader thread (unregistered with
     # pjlib → assert → abort). The main loop collects explicitly instead.
     gc.disable()
-    st = AgentState(socket.socket(fileno=ns.fd), ns.name)
+    serve(socket.socket(fileno=ns.fd), ns.name)
+    return 0
+
+
+def serve(sock: socket.socket, name: str) -> None:
+    """One agent on its channel, until shutdown or orphaned; never returns.
+
+    Both a spawned agent (``main``) and a child of the fork server run this.
+    """
+    set_name(name)
+    st = AgentState(sock, name)
     try:
         init_endpoint(st)
     except Exception:
@@ -265,4 +273,3 @@ def main(argv: list[str] | None = None) -> int:
         log("main loop crashed:\n" + traceback.format_exc())
         hard_exit(1)
     hard_exit(0)
-    return 0

@@ -11,7 +11,7 @@ import base64
 import time
 from typing import Any
 
-from ...sip.message import parse
+from ...sip.message import decode_text, readable, start_and_call_id
 from ...sip.siplog import LoggedSip, SipLogReader
 from ..loop import log
 from .media import note_sdp
@@ -41,8 +41,9 @@ class SipTrace:
         transport = logged.transport or ("UDP" if "UDP" in st.local_addr
                                          else next(iter(st.local_addr), "UDP"))
         remote, raw = logged.remote, logged.raw
-        message = parse(raw)
-        cid = message.call_id
+        remote = readable(remote) if remote else remote
+        text = decode_text(raw)  # UTF-8-encodable by construction: no ``clean`` needed
+        start, cid = start_and_call_id(text)
         fields: dict[str, Any] = {
             "dir": logged.direction,
             "transport": transport,
@@ -50,16 +51,17 @@ class SipTrace:
             "remote": remote,
             "peer": f"{transport} {remote}" if remote else None,
             "wall": time.time(),
-            "summary": message.start_line,
-            "text": message.text,
+            "summary": start,
+            "text": text,
             "raw": base64.b64encode(raw).decode("ascii"),
             "call": st.calls.handle_of(cid),
             "sip_call_id": cid,
             "malformed": logged.malformed,
             "truncated": logged.truncated,
+            "_clean": True,
         }
         if logged.error is not None:
-            fields["error"] = logged.error
+            fields["error"] = readable(logged.error)
         if cid is not None:
             fields["_callid"] = cid
         if st.media_watch and message.status is not None and 200 <= message.status < 300 \
