@@ -11,7 +11,7 @@ import base64
 import time
 from typing import Any
 
-from ...sip.message import decode_text, readable, start_and_call_id
+from ...sip.message import decode_text, parse, readable, start_and_call_id
 from ...sip.siplog import LoggedSip, SipLogReader
 from ..loop import log
 from .media import note_sdp
@@ -64,7 +64,8 @@ class SipTrace:
             fields["error"] = readable(logged.error)
         if cid is not None:
             fields["_callid"] = cid
-        if st.media_watch and message.status is not None and 200 <= message.status < 300 \
-                and message.body:
-            note_sdp(st, fields["call"], message.body)
+        if st.media_watch and start.startswith("SIP/2.0 2"):  # an answer's SDP: its crypto suite
+            message = parse(text)
+            if message.body:
+                note_sdp(st, fields["call"], message.body)
         st.emit("sip", **fields)
