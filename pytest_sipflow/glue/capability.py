@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from ..agent import capabilities as caps
-from ..core.needs import run_needs, scenario_needs
 from .collect import SipflowItem
 from .keys import session_key
 
@@ -20,6 +18,8 @@ CACHE_KEY = "sipflow/capabilities"
 
 def start(config: pytest.Config) -> None:
     """Start the probe once, or take the verdict an earlier run kept for this wheel."""
+    from ..agent import capabilities as caps  # not at import: a run without agents pays nothing
+
     session = config.stash[session_key]
     if session.probed:
         return
@@ -35,6 +35,8 @@ def start(config: pytest.Config) -> None:
 def keep(config: pytest.Config) -> None:
     """Keep a verdict for later runs (one with unknowns is not kept): in this process
     and in pytest's cache (``--cache-clear`` probes again)."""
+    from ..agent import capabilities as caps
+
     session = config.stash[session_key]
     cache, key = getattr(config, "cache", None), caps.wheel_key()
     if not key or not session.probed:
@@ -52,6 +54,11 @@ def uses_agents(item: pytest.Item) -> bool:
 
 def skip_missing(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every item that needs a capability this installation lacks as skipped."""
+    if not any(uses_agents(item) for item in items):
+        return
+    from ..agent.capabilities import skip_reason
+    from ..core.needs import run_needs, scenario_needs
+
     session = config.stash[session_key]
     engine = session.settings.engine
     for item in items:
@@ -62,7 +69,7 @@ def skip_missing(config: pytest.Config, items: list[pytest.Item]) -> None:
         else:
             continue
         start(config)  # for the report line, even when nothing is needed
-        reason = caps.skip_reason(session.capabilities(), sorted(needs)) if needs else None
+        reason = skip_reason(session.capabilities(), sorted(needs)) if needs else None
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
 
