@@ -99,11 +99,21 @@ class WireCapture:
         """End the capture (the thread is joined) and return what it kept."""
         self._stop.set()
         if self._thread is not None:
+            self._wake()
             self._thread.join(timeout=2.0)
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         return self.frames
+
+    @staticmethod
+    def _wake() -> None:
+        """Any packet on loopback ends the reader's wait at once (not after its timeout)."""
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.sendto(b"\0", ("127.0.0.1", 9))  # discard port: nobody reads it
+        except OSError:
+            pass
 
     def of_ports(self, ports: set[int]) -> list[Frame]:
         """The frames one of whose ports is in ``ports`` (one item's agents)."""
