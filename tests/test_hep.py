@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -15,6 +18,7 @@ import pytest
 from pytest_sipflow.reporting.hep import (HepError, HepPacket, HepSender, decode_chunks,
                                           parse_target, rtcp_packet, sip_packets)
 from pytest_sipflow.reporting.trace import wire_messages
+from pytest_sipflow.testing.process import end_group, group_pids
 
 from sipflows import BASIC_CALL_ID, T0, basic_call
 
@@ -197,7 +201,7 @@ def test_kamailio_sipcapture_reads_our_packets(tmp_path: Path) -> None:
     log = tmp_path / "kamailio.log"
     with open(log, "wb") as out:
         server = subprocess.Popen(["kamailio", "-f", str(cfg), "-DD", "-E"], stdout=out,
-                                  stderr=subprocess.STDOUT)
+                                  stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wanted = ["HEPSIP INVITE 9a8b7c6d5e4f@127.0.0.1 from 127.0.0.1:5062",
                   "HEPSIP BYE 9a8b7c6d5e4f@127.0.0.1 from 127.0.0.1:5062",
@@ -213,10 +217,9 @@ def test_kamailio_sipcapture_reads_our_packets(tmp_path: Path) -> None:
         text = log.read_text(errors="replace")
         assert all(w in text for w in wanted), text[-3000:]
         assert "HEPSIP 180 9a8b7c6d5e4f@127.0.0.1 from 127.0.0.1:5064" in text
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    finally:  # the whole group: a worker left behind when only the main process got SIGTERM
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        end_group(server.pid, 5.0)
+        server.wait(10)
+        assert group_pids(server.pid) == []

@@ -233,7 +233,9 @@ def test_unreachable_node_is_a_warning_and_the_scenario_runs(
                                  "reachable from no sipInstance and will be skipped"])
 
 
-def test_options_from_ini_and_command_line_show_in_the_header(pytester: pytest.Pytester) -> None:
+def test_options_from_ini_and_command_line_show_in_the_header(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the inner run is worker 0's
     pytester.makeini("""
         [pytest]
         sipflow_port_base = 6000
@@ -246,7 +248,9 @@ def test_options_from_ini_and_command_line_show_in_the_header(pytester: pytest.P
                                  "event timeout 2500 ms, scenario timeout 9000 ms; full trace"])
 
 
-def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:
+def test_bad_option_values_are_usage_errors(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the inner run is worker 0's
     pytester.makeini("""
         [pytest]
         sipflow_event_timeout = soon

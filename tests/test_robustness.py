@@ -75,7 +75,9 @@ def test_failure_report_survives_xdist(sipflow_pytester: pytest.Pytester) -> Non
         assert line in proc.stdout, proc.stdout
 
 
-def test_no_free_port_is_a_clear_error(sipflow_pytester: pytest.Pytester) -> None:
+def test_no_free_port_is_a_clear_error(sipflow_pytester: pytest.Pytester,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the inner run blocks worker 0's ports
     sipflow_pytester.makefile(".sipflow.json", call=basic_call())
     ini = (sipflow_pytester.path / "tox.ini").read_text()
     base = int(ini.split("sipflow_port_base = ")[1].split()[0])
