@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from pytest_sipflow.sip import LOOPBACK
 
-from .process import end_group, terminate_with_parent
+from .process import end_group, terminate, terminate_with_parent
 from .readiness import NoFreePorts, options_probe, tcp_probe, pick_ports
 from .records import Challenge, RequestLine, challenges_in, registrations_in, requests_in
 from .tls import TlsFiles, generate_tls_files
@@ -196,13 +196,7 @@ class KamailioServer:
         if proc is None:
             return
         began = time.monotonic()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(self.stop_timeout)
+        terminate(proc, self.stop_timeout)
         self._end_group(proc.pid)
         self.stopped_in = time.monotonic() - began
         self._save_log()

@@ -57,15 +57,30 @@ def end_group(pgid: int, timeout: float) -> None:
         time.sleep(0.01)
 
 
+def bindable(port: int, kind: int, host: str = "127.0.0.1") -> bool:
+    """Whether a ``kind`` (UDP/TCP) socket can bind ``host:port`` right now."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     """Whether both UDP and TCP ``port`` can be bound on ``host`` right now."""
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                return False
-    return True
+    return all(bindable(port, kind, host) for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM))
+
+
+def terminate(proc: "subprocess.Popen[Any]", timeout: float) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL: the process is gone when this returns."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
 
 
 _rotation = itertools.count(os.getpid())  # two runs at once start at different blocks
@@ -203,12 +218,7 @@ class ForeignProcess:
             try:
                 proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(self.stop_timeout)
+                terminate(proc, self.stop_timeout)
         self._end_group(proc.pid)
         if proc.stdin is not None:
             proc.stdin.close()

@@ -12,6 +12,7 @@ import uuid
 from pytest_sipflow.format.worker import worker_index
 from pytest_sipflow.sip import LOOPBACK
 
+from .process import bindable
 from .records import PROBE_PREFIX
 
 #: First UDP/TCP port of worker 0; worker N starts at +10*N, TLS is the port above.
@@ -27,12 +28,7 @@ class NoFreePorts(RuntimeError):
 
 
 def _port_free(port: int, kind: int) -> bool:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
+    return bindable(port, kind, LOOPBACK)
 
 
 def _ports_free(sip: int, tls: int) -> bool:
