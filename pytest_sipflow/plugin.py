@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 import pytest
 
 from . import fixtures
-from .glue import capability, coverage, hep, hooks, load, outputs
+from .glue import capability, coverage, hep, hooks, load, outputs, process
 from .glue.collect import SipflowFile, SipflowItem, is_scenario, only_refused_files_failed
 from .glue.keys import session_key
 from .glue.options import add_options, report_header, settings_from_config
@@ -23,15 +22,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
-#: pytest sessions configured and not yet unconfigured in this process (a pytester inline
-#: run nests one in another)
-_ACTIVE = [0]
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    _ACTIVE[0] += 1
-    if _ACTIVE[0] == 1:
-        gc.unfreeze()  # an earlier session of this process froze its objects (see below)
+    process.session_began()
     config.addinivalue_line("markers", "sipflow: a SIPFLOW scenario file collected by pytest-sipflow")
     config.stash[session_key] = SipflowSession(settings_from_config(config))
     config.pluginmanager.register(fixtures, "sipflow-fixtures")
@@ -47,12 +39,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(session_key, None)
     if session is not None:
         session.close()
-    _ACTIVE[0] -= 1
-    if _ACTIVE[0] == 0:
-        # The outermost session is over: the interpreter's exit would now run several full
-        # garbage collections over everything pytest, pydantic and the results built
-        # (~0.4 s per process, each xdist worker too). Frozen objects are skipped.
-        gc.freeze()
+    process.session_ended()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -62,20 +49,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if is_scenario(file_path):
         capability.start(parent.config)  # the probe runs while pytest collects
-        _start_fork_server(parent.config)
+        process.start_fork_server(parent.config)
         return SipflowFile.from_parent(parent, path=file_path)
     return None
-
-
-def _start_fork_server(config: pytest.Config) -> None:
-    """At the first scenario file: the agents' fork server imports while pytest collects.
-    Not where no item runs (``--collect-only``, the xdist controller)."""
-    session = config.stash[session_key]
-    if session.has_pool or config.option.collectonly:
-        return
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
-        return
-    session.pool.start_fork_server()
 
 
 @pytest.hookimpl(tryfirst=True)
