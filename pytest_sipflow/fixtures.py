@@ -44,7 +44,8 @@ def sip_instance(pytestconfig: pytest.Config) -> "Iterator[SipInstanceFactory]":
     Against your own server (real mode) an instance registers before it is returned; its
     settings default to the run's ``--sipflow-registrar``/``--sipflow-transport``/TLS
     options. ``sip_instance(name, dn, registrar="host:port", transport="udp|tcp|tls",
-    username=, password=, realm=, domain=, outbound_proxy=, register=True)``; then
+    username=, password=, realm=, domain=, outbound_proxy=, register=True,
+    tls_cert=, tls_key=, sips=False)``; then
     ``ua.register(expected=None)``/``ua.unregister()``, a dn target is
     ``sip:<dn>@<domain>`` through the server, and clean-up un-REGISTERs. A refused
     registration raises ``SipActionError`` naming the instance and the code.

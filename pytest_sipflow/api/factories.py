@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
-from ..core.account import account_from
+from ..core.account import Account, account_from
 from ..core.settings import EngineSettings
 from ..core.targets import Directory
 from ..engine.result import ScenarioResult
@@ -48,10 +49,14 @@ class SipInstanceFactory:
                  password: str | None = None, realm: str | None = None,
                  domain: str | None = None, outbound_proxy: str | None = None,
                  register: bool = True, expires: int = 300, media: bool = False,
-                 srtp: str = "disabled", srtp_keying: str = "sdes") -> UserAgent:
+                 srtp: str = "disabled", srtp_keying: str = "sdes",
+                 tls_cert: str | Path | None = None, tls_key: str | Path | None = None,
+                 sips: bool = False) -> UserAgent:
         """A ready agent; with a registrar (given here or ``--sipflow-registrar``) it is
         registered before this returns, unless ``register=False``. ``media``: watch each
-        call's RTP (final statistics at its end); ``srtp``: disabled, optional, mandatory."""
+        call's RTP (final statistics at its end); ``srtp``: disabled, optional, mandatory.
+        ``tls_cert``/``tls_key``: its own client certificate (mutual TLS); ``sips``: sips:
+        registrar, AOR and Contact (TLS only)."""
         __tracebackhide__ = True
         if name in self._agents:
             raise ValueError(f"sip_instance {name!r} exists already in this test")
@@ -75,6 +80,7 @@ class SipInstanceFactory:
                                    register=register, expires=expires)
         except ValueError as exc:
             raise SipActionError(f"{name}: {exc}") from None
+        account = _with_tls(name, account, tls_cert, tls_key, sips)
         (agent,) = self._session.pool.acquire(1)
         try:
             ua = UserAgent(agent, name, dn=dn, label=label, codecs=codecs,
@@ -97,12 +103,38 @@ class SipInstanceFactory:
         late = []
         for ua in self._agents.values():
             healthy = ua.close()
-            self._session.pool.release(ua.agent, healthy)
+            # An instance's own client certificate stays with the agent's TLS connections:
+            # such an agent is never lent to another instance.
+            own_cert = ua.account is not None and ua.account.tls_cert
+            self._session.pool.release(ua.agent, healthy and not own_cert)
             if ua.cleanup_warning:
                 late.append(ua.cleanup_warning)
         self._agents.clear()
         for message in late:
             warnings.warn(message, SipflowWarning, stacklevel=2)
+
+
+def _with_tls(name: str, account: Account | None, cert: str | Path | None,
+              key: str | Path | None, sips: bool) -> Account | None:
+    """The account with the instance's own client certificate and sips: URIs, refused
+    the way the format refuses ``tlsCert``/``tlsKey``/``sips``."""
+    if bool(cert) != bool(key):
+        missing = "tls_key" if cert else "tls_cert"
+        raise SipActionError(f"{name}: a client certificate needs both tls_cert and tls_key: "
+                             f"{missing} is missing")
+    if sips and (account is None or account.transport != "TLS"):
+        actual = "local mode (no registrar)" if account is None else repr(account.transport)
+        raise SipActionError(f"{name}: sips=True needs transport='tls' (sips: URIs are "
+                             f"reached over TLS only), not {actual}")
+    if account is None:
+        if cert:
+            raise SipActionError(f"{name}: tls_cert/tls_key need a server (registrar= or "
+                                 "--sipflow-registrar) over transport='tls'")
+        return None
+    if not (cert or sips):
+        return account
+    return replace(account, tls_cert=str(cert) if cert else None,
+                   tls_key=str(key) if key else None, sips=sips)
 
 
 class ScenarioFactory:

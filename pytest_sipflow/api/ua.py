@@ -73,12 +73,14 @@ class UserAgent:
 
     # -- calls --------------------------------------------------------------------------
 
-    def call(self, target: "UserAgent | str", headers: dict[str, str] | None = None) -> "Call":
-        """Send an INVITE to another instance, a dn, or a sip: URI; returns at once."""
+    def call(self, target: "UserAgent | str", headers: dict[str, str] | None = None,
+             follow_redirects: bool = True) -> "Call":
+        """Send an INVITE to another instance, a dn, or a sip: URI; returns at once.
+        ``follow_redirects=False``: a 3xx ends the call instead of calling its Contact."""
         __tracebackhide__ = True
         with self._step("call"):
             uri = target.uri if isinstance(target, UserAgent) else self.resolve(target)
-            handle = self.phone.dial(None, uri, headers)
+            handle = self.phone.dial(None, uri, headers, follow_redirects)
         return self._track(handle, "outgoing", remote=uri)
 
     def wait_incoming(self, timeout: float | None = None) -> "Call":
