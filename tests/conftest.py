@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -98,13 +99,42 @@ def agent_pids() -> set[int]:
     return pids
 
 
-#: This test process's slot. Every agent pool of the suite derives its SIP and its RTP ports
-#: from it, so two suites on one machine (CI's and a developer's) never share RTP ports:
-#: either their slots differ, or they share a SIP plan, whose ports only one agent can bind,
-#: and an agent's RTP block follows from its SIP port. A shared RTP port lets one suite's
-#: last packets of a call (an RFC 2833 end packet) reach the other's next call: a DTMF
-#: digit from nowhere.
-SLOT = os.getpid() % 5
+#: This test process's slot. Every agent pool and pytester run of the suite derives its SIP
+#: and RTP ports from it, and a slot is claimed (a lock port held while the process lives),
+#: so the processes of two suites on one machine (xdist workers of CI's and a developer's)
+#: take different slots while there are enough. A shared RTP port lets one suite's last
+#: packets of a call (an RFC 2833 end packet) reach the other's next call: a DTMF digit from
+#: nowhere; a shared SIP base makes a test that holds a port on purpose find it taken.
+SLOTS = 5
+#: One TCP port per slot, held for the life of the process that took the slot.
+SLOT_LOCK_BASE = 6990
+
+
+def _runs_no_tests() -> bool:
+    """The pytest-xdist controller (``-n N`` given, not a worker) runs no test: it takes no slot."""
+    return "PYTEST_XDIST_WORKER" not in os.environ and any(
+        a.startswith(("-n", "--numprocesses")) for a in sys.argv[1:])
+
+
+def _claim_slot() -> tuple[int, socket.socket | None]:
+    """A slot no other running test process holds (the first whose lock port binds),
+    starting from one the pid picks; where all are taken, the pid's (ports then retry)."""
+    start = os.getpid() % SLOTS
+    if _runs_no_tests():
+        return start, None
+    for i in range(SLOTS):
+        slot = (start + i) % SLOTS
+        lock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            lock.bind(("127.0.0.1", SLOT_LOCK_BASE + slot))
+        except OSError:
+            lock.close()
+            continue
+        return slot, lock
+    return start, None
+
+
+SLOT, _SLOT_LOCK = _claim_slot()
 #: RTP areas of 400 ports, one per pool: pytester runs 0-3 (xdist gw0-gw3), test_engine 4
 #: and 5, test_call_control 6, test_checks_scenarios 7, test_fuzz 8, test_interop 9-10,
 #: test_agent 11.
