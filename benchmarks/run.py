@@ -167,14 +167,9 @@ def _sipp_uas_pid() -> int | None:
 
 def _stop_sipp_uas() -> None:
     """End the background uas we started (found by its unique port argument)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                args = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if args and args[0].endswith(b"sipp") and str(SIPP_UAS_PORT).encode() in args:
-                os.kill(int(entry.name), 15)
+    pid = _sipp_uas_pid()
+    if pid is not None:
+        os.kill(pid, 15)
 
 
 def fifty_instances() -> tuple[float, float]:
