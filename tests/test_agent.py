@@ -479,3 +479,50 @@ def test_client_side_never_imports_pjsua2() -> None:
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=root)
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=30)
+
+
+def test_a_kept_trace_is_built_only_when_asked(spawn: Callable[..., UA]) -> None:
+    """``trace: keep``: no ``sip`` event leaves the agent; ``trace`` returns the same records
+    a streaming agent sends, each event says how many preceded it, ``reset`` empties it."""
+    a, b = spawn("100", configure=False), spawn("200")
+    a.req("configure", dn="100", codecs=["PCMU", "PCMA"], trace="keep")
+    ca, cb = connect(a, b)
+    a.req("hangup", call=ca)
+    a.events.wait("disconnected", call=ca)
+    b.events.wait("disconnected", call=cb)
+    assert a.events.of("sip") == []
+    kept = a.req("trace")
+    records = kept["records"]
+    assert kept["count"] == len(records) >= 5
+    summaries = [(r["dir"], r["summary"].split(" ")[0], r["call"]) for r in records]
+    assert summaries[0] == ("tx", "INVITE", ca)
+    assert ("rx", "SIP/2.0", ca) in summaries and ("tx", "BYE", ca) in summaries
+    streamed = b.events.of("sip")
+    assert set(records[0]) == set(streamed[0])  # one record shape, streamed or kept
+    assert [r["raw"] for r in records if r["dir"] == "tx" and "INVITE" in r["summary"]] == \
+        [r["raw"] for r in streamed if r["dir"] == "rx" and "INVITE" in r["summary"]]
+    # an event counts the messages kept before it: the 200 OK precedes "confirmed"
+    confirmed = a.events.wait("confirmed", call=ca)
+    assert confirmed["code"] == 200 and confirmed["reason"] == "OK"
+    before = [r["summary"] for r in records[:confirmed["sip_n"]]]
+    assert before[-1].startswith("SIP/2.0 200") or before[-2].startswith("SIP/2.0 200")
+    assert a.req("trace", since=len(records) - 1)["records"] == records[-1:]
+    a.req("reset")
+    assert a.req("trace") == {"records": [], "count": 0}
+    a.req("configure", dn="100")  # the next user streams again
+    again = a.req("make_call", target=b.uri)["call"]
+    a.events.wait("sip", dir="tx", call=again)
+    a.req("hangup", call=again)
+
+
+def test_reset_can_keep_a_local_account_for_the_next_user(spawn: Callable[..., UA]) -> None:
+    a, b = spawn("100"), spawn("200")
+    connect(a, b)
+    assert a.req("reset", keep_account=True) == {"kept_account": True}
+    ping = a.req("ping")
+    assert (ping["calls"], ping["configured"]) == ([], True)
+    ca, cb = connect(a, b)  # no configure needed: the account is as it was
+    a.req("hangup", call=ca)
+    b.events.wait("disconnected", call=cb)
+    assert a.req("reset") == {}  # without keep_account the account goes
+    assert a.req("ping")["configured"] is False

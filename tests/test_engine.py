@@ -113,3 +113,60 @@ def _ppid(pid: str) -> int:
             return int(f.read().rsplit(")", 1)[1].split()[1])
     except OSError:
         return -1
+
+
+def test_a_kept_trace_is_fetched_for_a_header_check_and_a_failure_only(pool: AgentPool) -> None:
+    keep = EngineSettings(keep_trace=True)
+    passed = run_scenario(build(basic_call()), pool, keep)
+    assert passed.passed, passed.failure
+    assert passed.sip_messages == []  # nothing read it: the agents never sent it
+    checked = json.loads(basic_call())
+    for node in checked["nodes"]:
+        if node["id"] == "in":
+            node["data"]["expectHeaders"] = {"From": "sip:100@"}
+    result = run_scenario(build(json.dumps(checked)), pool, keep)
+    assert result.passed, result.failure
+    fetched = [(m["instance"], m["summary"].split(" ")[0]) for m in result.sip_messages]
+    assert fetched[0] == ("b", "INVITE"), fetched  # b's trace, fetched by its check
+    assert "BYE" not in {s for _, s in fetched} and {i for i, _ in fetched} == {"b"}
+    node = next(n for n in checked["nodes"] if n["id"] == "in")
+    node["data"]["expectHeaders"] = {"From": "sip:999@"}
+    failed = run_scenario(build(json.dumps(checked)), pool, keep)
+    assert failed.failure is not None and "From" in failed.failure.actual
+    seen = {(m["instance"], m["dir"], m["summary"].split(" ")[0]) for m in failed.sip_messages}
+    assert {("a", "tx", "INVITE"), ("b", "rx", "INVITE"), ("b", "tx", "SIP/2.0")} <= seen
+
+
+def test_an_agent_left_configured_as_an_instance_is_not_configured_again(pool: AgentPool) -> None:
+    agents = list(pool.acquire(2))
+    healthy = True
+
+    class These:  # always these two agents, in the order given
+        order = agents
+
+        def acquire(self, count: int) -> list:  # type: ignore[type-arg]
+            return list(self.order)
+
+        def release(self, agent: object, ok: bool) -> None:
+            nonlocal healthy
+            healthy = healthy and ok
+
+    try:
+        g = build(basic_call())
+        assert run_scenario(g, These()).passed
+        by_dn = {a.configured["dn"]: a for a in agents if a.configured}
+        assert set(by_dn) == {"100", "200"}
+        for agent in agents:
+            agent._sent.clear()  # the requests each agent is sent from here on
+        These.order = agents[::-1]  # handed over the other way round: still paired by dn
+        result = run_scenario(g, These())
+        assert result.passed, result.failure
+        ops = {dn: [m["op"] for _, m in a._sent] for dn, a in by_dn.items()}
+        assert ops == {"100": ["make_call", "hangup", "reset"], "200": ["answer", "reset"]}
+        other = json.loads(basic_call())
+        other["nodes"][0]["data"]["label"] = "Alice"  # same dn, another display name
+        assert run_scenario(build(json.dumps(other)), These()).passed
+        assert "configure" in [m["op"] for _, m in by_dn["100"]._sent][-4:]
+    finally:
+        for agent in agents:
+            pool.release(agent, healthy)

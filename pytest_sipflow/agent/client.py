@@ -115,6 +115,9 @@ class Agent:
         self._sent: collections.deque[tuple[float, dict[str, Any]]] = \
             collections.deque(maxlen=_STDERR_KEEP)
         self.agent_pid: int | None = None
+        #: the ``configure`` arguments of an account a ``reset`` kept (set by the call core);
+        #: any ``configure`` or ``reset`` sent clears it
+        self.configured: dict[str, Any] | None = None
 
         self._proc: subprocess.Popen[bytes] | ForkedProcess
         if forks is not None:
@@ -202,6 +205,8 @@ class Agent:
             raise self._crash_error(f"agent {self.name} is gone; cannot send {op!r}")
         msg = {"id": req_id, "op": op}
         msg.update(args)
+        if op in ("configure", "reset"):
+            self.configured = None
         if op != "ping":
             self._sent.append((time.monotonic(), msg))
         try:

@@ -25,13 +25,31 @@ def send_configure(phone: Phone, settings: EngineSettings, account: Account | No
                                 auto_ringing=auto_ringing)
     if media_stats:
         args["media_stats"] = True
+    if settings.keep_trace:
+        args["trace"] = "keep"
+    phone.keep_trace = settings.keep_trace
     if srtp != "disabled":
         args.update(srtp=srtp, srtp_keying=srtp_keying)
     phone.srtp = srtp
     if account is not None:
         args.update(account.agent_args(), tls=tls_args(settings.tls, account),
                     timeout=settings.register_timeout_s)
+        phone.configured_args = None
+    else:  # local mode: an agent whose reset kept the same account needs no configure
+        phone.configured_args = args
+        if getattr(phone.agent, "configured", None) == args:
+            return Done({})
     return phone.send("configure", **args)
+
+
+class Done:
+    """A reply that is already there (a request that did not need sending)."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = value
+
+    def wait(self, timeout: float = 5.0) -> dict[str, Any]:
+        return self.value
 
 
 def wait_configured(phone: Phone, reply: ReplyLike, settings: EngineSettings,
@@ -48,10 +66,13 @@ def wait_configured(phone: Phone, reply: ReplyLike, settings: EngineSettings,
                          detail=phone.agent.stderr_tail()) from None
 
 
-def send_reset(phone: Phone, settings: EngineSettings) -> ReplyLike | None:
-    """Hang up everything and un-REGISTER; None when the agent is gone already."""
+def send_reset(phone: Phone, settings: EngineSettings, keep_account: bool = False,
+               ) -> ReplyLike | None:
+    """Hang up everything and un-REGISTER; None when the agent is gone already.
+    ``keep_account``: a local-mode account stays, for a next user configured the same."""
+    extra = {"keep_account": True} if keep_account and phone.configured_args else {}
     try:
-        return phone.send("reset", unregister_timeout=settings.register_timeout_s)
+        return phone.send("reset", unregister_timeout=settings.register_timeout_s, **extra)
     except AgentDied:
         return None
 
@@ -65,4 +86,6 @@ def wait_reset(phone: Phone, reply: ReplyLike | None,
         done = phone.wait_reply("reset", reply, phone.request_timeout + settings.register_timeout_s)
     except (StepFailed, AgentDied):
         return False, None
+    if done.get("kept_account"):
+        phone.agent.configured = phone.configured_args  # type: ignore[attr-defined]
     return True, unregister_trouble(done)

@@ -27,8 +27,8 @@ class Event:
     key: str | None = None
     consumed: bool = False
     t: float = field(default_factory=time.monotonic)
-    #: how many ``sip`` records of this instance had arrived before the event: the
-    #: message that caused it is among them (the agent emits it first)
+    #: how many ``sip`` records of this instance had arrived (or, when the agent keeps
+    #: the trace, were kept) before the event: the message that caused it is among them
     sip_mark: int = 0
 
     @property
@@ -76,7 +76,7 @@ class Mailbox:
                 self._sip.append(raw)
             else:
                 ev = Event(raw, key=self._key_of.get(raw.get("call") or ""),
-                           sip_mark=len(self._sip))
+                           sip_mark=raw.get("sip_n", len(self._sip)))
                 self._events.append(ev)
                 if ev.type == "disconnected" and ev.call:
                     self._ended.add(ev.call)
@@ -160,6 +160,10 @@ class Mailbox:
             if ev is not None and ev.call:
                 self._bind(ev.call, key if key is not None else ev.call)
             return ev
+
+    def sip_count(self) -> int:
+        with self._cond:
+            return len(self._sip)
 
     def sip_records(self, upto: int | None = None) -> list[dict[str, Any]]:
         """The instance's SIP trace so far (the first ``upto`` records when given)."""

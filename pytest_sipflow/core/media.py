@@ -56,7 +56,7 @@ def window(before: MediaStats | None, after: MediaStats | None) -> MediaStats | 
 
 def peer_name(phone: Phone, handle: str, names: Mapping[str, str]) -> str:
     """Who is at the other end: the instance with that URI, else the URI's user part."""
-    for rec in phone.box.sip_records():
+    for rec in phone.records():
         if rec.get("call") != handle or not str(rec.get("summary", "")).startswith("INVITE "):
             continue
         msg = parse(str(rec.get("text") or ""))

@@ -9,6 +9,7 @@ a failed node, the Python API into an ``AssertionError``. No pytest, no pjsua2 h
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
@@ -73,6 +74,12 @@ class Phone:
         self.media: dict[str, Any] = {}
         self.srtp = "disabled"  # as configured: explains a 488
         self.recordings: list[Any] = []  # core.hearing.Recording: what this side recorded
+        #: the agent keeps the SIP trace (``configure`` with ``trace: keep``): fetched only
+        #: when a check reads it; ``deliver`` takes each fetched record (the engine's sink)
+        self.keep_trace = False
+        self.configured_args: dict[str, Any] | None = None  # local mode's ``configure``
+        self.deliver: Callable[[dict[str, Any]], None] = box.post
+        self._fetching = threading.Lock()
 
     # -- agent requests -----------------------------------------------------------------
 
@@ -167,10 +174,12 @@ class Phone:
         """The INVITE's final response: 2xx, or exactly ``expected`` (a 486 expected is a
         pass, and an answered call is then released). Returns its status text."""
         ev = self.final_response(handle, timeout)
-        message = self.message_of(ev, "final")
-        if ev.type == "confirmed":
-            code = message.status if message is not None and message.status else 200
-            status = f"{code} {message.reason or ''}".strip() if message is not None else "200 OK"
+        message = self.message_of(ev, "final") if checks or "code" not in ev.raw else None
+        if ev.type == "confirmed" and message is None:  # the agent names the 2xx it got
+            code, status = int(ev.raw.get("code") or 200), status_text(ev) or "200 OK"
+        elif ev.type == "confirmed":
+            code = message.status if message.status else 200
+            status = f"{code} {message.reason or ''}".strip()
         else:
             code, status = int(ev.raw.get("code") or 0), status_text(ev)
         ok = code == expected if expected is not None else 200 <= code < 300
@@ -295,7 +304,7 @@ class Phone:
         reply = self.transaction("register", timeout, headers=dict(headers or {}))
         final_reply("REGISTER", reply, expected)
         if checks:  # the reply follows the response's trace record: it is in the mailbox
-            message = completing_message(self.box.sip_records(), None, "register")
+            message = completing_message(self.records(), None, "register")
             self.assert_headers(message, checks, DESCRIBES["register"])
         return reply
 
@@ -406,15 +415,24 @@ class Phone:
 
     # -- SIP messages and header checks -------------------------------------------------
 
+    def records(self, upto: int | None = None) -> list[dict[str, Any]]:
+        """The instance's SIP trace so far (the first ``upto`` records), fetched from the
+        agent first when it keeps the trace."""
+        if self.keep_trace:
+            with self._fetching:
+                reply = self.request("trace", since=self.box.sip_count())
+                for record in reply.get("records") or ():
+                    self.deliver(record)
+        return self.box.sip_records(upto)
+
     def message_of(self, ev: Event, kind: str) -> SipMessage | None:
         """The received message that completed ``ev`` (see ``core.trace``)."""
         sip_call_id = ev.raw.get("sip_call_id") if kind == "message" else None
-        return completing_message(self.box.sip_records(ev.sip_mark), ev.call, kind,
-                                  sip_call_id)
+        return completing_message(self.records(ev.sip_mark), ev.call, kind, sip_call_id)
 
     def last_message(self, handle: str) -> SipMessage | None:
         """The last SIP message received on a call so far."""
-        return last_received(self.box.sip_records(), handle)
+        return last_received(self.records(), handle)
 
     def check_event(self, ev: Event, kind: str, checks: Checks) -> None:
         """``expectHeaders`` of an event node, on the message that completed it."""

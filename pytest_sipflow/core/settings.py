@@ -28,3 +28,6 @@ class EngineSettings:
     bind_address: str = LOOPBACK  # local address of SIP and RTP
     register_timeout_s: float = 5.0  # a registration (or un-registration) must end within this
     record_dir: str | None = None  # recordings without a filePath (None: a fresh temp folder)
+    #: the agents keep the SIP trace; it is fetched only for header checks and failed runs
+    #: (nothing live needs it: no report, HEP, load KPIs or action-log hook in this run)
+    keep_trace: bool = False

@@ -111,11 +111,13 @@ class ScenarioRun:
             agents = list(self.provider.acquire(len(instances)))
         except Exception as exc:
             raise StepFailed(f"could not start SIP agents: {exc}") from exc
-        for inst, agent in zip(instances, agents):
+        for inst, agent in zip(instances, paired(instances, agents)):
             self._agents[inst.id] = agent
             box = Mailbox(inst.id, self._abort)
-            self._phones[inst.id] = Phone(inst.id, agent, box, self.settings.request_timeout_s)
-            agent.set_event_sink(self._sink(inst.id, box))
+            phone = self._phones[inst.id] = Phone(inst.id, agent, box,
+                                                  self.settings.request_timeout_s)
+            phone.deliver = self._sink(inst.id, box)
+            agent.set_event_sink(phone.deliver)
         replies = {}
         watched = media_instances(self.graph)
         for inst in instances:  # every agent configures (and registers) at once
@@ -163,10 +165,13 @@ class ScenarioRun:
                 self.result.media[i] = {keys.get(h, h): s for h, s in dict(p.media).items()}
         self.result.recordings = [r.as_dict() for p in self._phones.values()
                                   for r in p.recordings]
+        if self.result.failure is not None:  # the failure's ladder and trace need it all
+            self._fetch_traces()
         for agent in self._agents.values():
             agent.set_event_sink(None)
         healthy = dict.fromkeys(self._agents, False)
-        resets = {i: send_reset(p, self.settings) for i, p in self._phones.items()}  # at once
+        resets = {i: send_reset(p, self.settings, keep_account=i not in self._accounts)
+                  for i, p in self._phones.items()}  # at once
         late: list[str] = []
         for inst_id, reply in resets.items():
             healthy[inst_id], trouble = wait_reset(self._phones[inst_id], reply, self.settings)
@@ -240,6 +245,14 @@ class ScenarioRun:
         self._abort.set()
         for phone in self._phones.values():
             phone.box.wake()
+
+    def _fetch_traces(self) -> None:
+        """The messages the agents kept (``keep_trace``); a dead agent's are lost."""
+        for phone in self._phones.values():
+            try:
+                phone.records()
+            except (AgentDied, StepFailed):
+                pass
 
     # -- events --------------------------------------------------------------------------
 
@@ -386,6 +399,21 @@ class ScenarioRun:
         lines = list(exc.stderr) or (agent.stderr_tail() if agent else [])
         return StepFailed(f"the SIP agent of instance {instance!r} died (exit code {exc.returncode})",
                           detail=[f"agent stderr: {line}" for line in lines[-10:]])
+
+
+def paired(instances: Sequence[Any], agents: Sequence[AgentLike]) -> list[AgentLike]:
+    """The agents in instance order, each instance given one left configured with its dn
+    when there is one (its configure is then skipped)."""
+    free = list(agents)
+    chosen: list[AgentLike | None] = []
+    for inst in instances:
+        dn = inst.data.dn or inst.id
+        match = next((a for a in free
+                      if (getattr(a, "configured", None) or {}).get("dn") == dn), None)
+        if match is not None:
+            free.remove(match)
+        chosen.append(match)
+    return [a if a is not None else free.pop(0) for a in chosen]
 
 
 def media_instances(graph: Graph) -> set[str]:

@@ -17,7 +17,7 @@ import pytest
 
 from ..errors import ScenarioFailed, ScenarioFormatError, SipflowError
 from ..format.worker import worker_index
-from .keys import TRACE_SECTION, session_key
+from .keys import TRACE_SECTION, html_wanted, session_key
 from .capture import keep_capture, start_capture
 
 if TYPE_CHECKING:
@@ -82,7 +82,8 @@ class SipflowItem(pytest.Item):
             from .load import run_item
 
             return run_item(self)
-        engine = replace(session.settings.engine, record_dir=self._record_dir())
+        engine = replace(session.settings.engine, record_dir=self._record_dir(),
+                         keep_trace=not self._trace_read_live())
         capture = start_capture(self)
         try:
             self.result = run_scenario(self.graph, session.pool, engine,
@@ -126,6 +127,15 @@ class SipflowItem(pytest.Item):
             registrar = self.config.stash[session_key].settings.engine.registrar
             self._view = ItemView.of(self.result, self.graph, registrar)
         return self._view
+
+    def _trace_read_live(self) -> bool:
+        """Whether anything reads a passing run's SIP messages (reports, HEP, an
+        action-log hook); if nothing does, the agents keep them and only a failure (or a
+        header check) fetches them."""
+        reports = self.config.stash[session_key].settings.report
+        return (reports.trace == "all" or reports.writes_files or reports.hep is not None
+                or html_wanted(self.config)
+                or bool(self.config.hook.pytest_sipflow_action_log.get_hookimpls()))
 
     def _listened(self) -> bool:
         """Whether any plugin or conftest implements an execution-event hook: if none

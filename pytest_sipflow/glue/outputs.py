@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .keys import TRACE_SECTION, TRACE_TITLE, session_key
+from .keys import TRACE_SECTION, TRACE_TITLE, html_wanted, session_key
 
 if TYPE_CHECKING:
     from .collect import SipflowItem
@@ -44,11 +44,6 @@ def after_call(item: "SipflowItem", report: pytest.TestReport) -> None:
 
             fragment = kpi_html(item.kpi, f"KPIs of {len(item.runs)} iterations") + fragment
         report.extras = [*getattr(report, "extras", []), extras.html(fragment)]
-
-
-def html_wanted(config: pytest.Config) -> bool:
-    """pytest-html is loaded and writes a report in this run."""
-    return bool(getattr(config.option, "htmlpath", None)) and config.pluginmanager.hasplugin("html")
 
 
 def trace_of(report: pytest.TestReport) -> str | None:

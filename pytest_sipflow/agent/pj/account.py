@@ -48,6 +48,8 @@ def configure(st: AgentState, req_id: Any, args: dict[str, Any]) -> Any:
         raise OpError("'registrar' must be a host[:port] or a sip: URI")
     codecs = args.get("codecs") or list(DEFAULT_CODECS)
     st.auto_ringing = bool(args.get("auto_ringing", True))
+    st.keep_trace = args.get("trace") == "keep"  # else each message is a ``sip`` event
+    st.kept.clear()
     tid = ensure_transport(st, transport, args.get("tls"))
     apply_codecs(st, codecs)
     user = f"{dn}@" if dn else ""

@@ -196,7 +196,8 @@ def on_call_state(st: AgentState, call: AgentCall, prm: "pj.OnCallStateParam") -
     if ci.state == pj.PJSIP_INV_STATE_CONFIRMED:
         if not call.confirmed:
             call.confirmed = True
-            st.emit("confirmed", call=call.handle, **audio_codec(call, ci))
+            st.emit("confirmed", call=call.handle, code=int(ci.lastStatusCode),
+                    reason=str(ci.lastReason), **audio_codec(call, ci))
     elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
         forget_call(st, call, ci.lastStatusCode, ci.lastReason)
 

@@ -189,24 +189,31 @@ def ping(st: AgentState, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
 
 @op("reset", needs_start=False)
 def reset(st: AgentState, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
-    """Back to a fresh agent: pending replies cancelled, calls ended, account dropped."""
+    """Back to a fresh agent: pending replies cancelled, calls ended, account dropped —
+    or, with ``keep_account`` and no registrar, kept as configured, so that the next user
+    who would configure it the same way need not (``kept_account`` in the result)."""
     timeout = float(args.get("timeout", 3.0))
     media.cancel_dtmf(st)
     for pending in st.pending.take():
         st.reply(pending.req_id, False, error=f"{pending.op}: cancelled by reset")
     left = calls.hangup_all(st, timeout)
     media.stop_players(st)
-    st.media_watch, st.sdp_audio_port = False, None
+    st.sdp_audio_port = None
     recording.stop_recorders(st)
     if left:
         raise OpError(f"{len(left)} call(s) did not end in {timeout}s: {', '.join(left)}; "
                       "discard this agent")
+    st.kept.clear()
+    st.calls.prune_callids()
+    if args.get("keep_account") and st.acc is not None and not st.registrar:
+        gc.collect()
+        return {"kept_account": True}
+    st.media_watch = st.keep_trace = False  # the next user streams unless it asks otherwise
     result = account.unregister_bounded(
         st, min(timeout, float(args.get("unregister_timeout", 2.0))))
     account.drop_account(st)
     if st.ep is not None and st.transport_id is not None:
         account.apply_codecs(st, None)
-    st.calls.prune_callids()
     gc.collect()
     return result
 

@@ -106,11 +106,17 @@ class AgentState:
         self.clock_on = False
         #: since when no call or player exists (the clock stops CLOCK_IDLE_S later)
         self.idle_since: float | None = None
+        #: ``configure`` with ``trace: "keep"``: SIP messages are kept here (not sent as
+        #: ``sip`` events) until the parent asks for them (op ``trace``)
+        self.keep_trace = False
+        self.kept: list[Any] = []
 
     # ----------------------------------------------------------------- channel
 
     def emit(self, event: str, **fields: Any) -> None:
         self.dirty = True
+        if self.keep_trace:  # which kept messages precede the event (header checks read them)
+            fields["sip_n"] = len(self.kept)
         self.ch.emit(event, **fields)
 
     def reply(self, req_id: Any, ok: bool, result: dict[str, Any] | None = None,
