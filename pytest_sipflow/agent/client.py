@@ -250,13 +250,25 @@ class Agent:
             except ProcessLookupError:
                 pass
 
+    def ask_to_close(self) -> None:
+        """Send ``shutdown`` without waiting: a pool closing many agents asks them all
+        first, so their ``libDestroy`` and exit run side by side, then ``close``s each."""
+        with self._lock:
+            if self._closed or self._closing or self._dead or not self._running():
+                return
+            self._closing = True
+        try:
+            self.send("shutdown")
+        except AgentError:
+            pass
+
     def close(self, timeout: float = 3.0) -> None:
         """Ask the agent to shut down, kill it if it does not, reap it, join threads."""
         with self._lock:
             if self._closed:
                 return
-            self._closing = True
-            can_ask = not self._dead and self._running()
+            asked, self._closing = self._closing, True
+            can_ask = not asked and not self._dead and self._running()
         if can_ask:
             try:
                 self.request("shutdown", timeout=timeout)
