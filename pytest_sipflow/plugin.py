@@ -48,7 +48,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if is_scenario(file_path):
-        capability.start(parent.config)  # the probe runs while pytest collects
+        if capability.reports_here(parent.config):
+            capability.start(parent.config)  # the probe runs while pytest collects
         process.start_fork_server(parent.config)
         return SipflowFile.from_parent(parent, path=file_path)
     return None

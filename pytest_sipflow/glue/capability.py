@@ -16,6 +16,13 @@ FIXTURES = ("sip_instance", "scenario")
 CACHE_KEY = "sipflow/capabilities"
 
 
+def reports_here(config: pytest.Config) -> bool:
+    """Whether this process prints the capability line. An xdist worker does not (its
+    terminal is the controller's): it probes only when an item needs a capability,
+    instead of paying a throwaway pjsua2 process while every worker collects."""
+    return not hasattr(config, "workerinput")
+
+
 def start(config: pytest.Config) -> None:
     """Start the probe once, or take the verdict an earlier run kept for this wheel."""
     from ..agent import capabilities as caps  # not at import: a run without agents pays nothing
@@ -68,7 +75,8 @@ def skip_missing(config: pytest.Config, items: list[pytest.Item]) -> None:
             needs = run_needs(engine)
         else:
             continue
-        start(config)  # for the report line, even when nothing is needed
+        if reports_here(config):
+            start(config)  # for the report line, even when nothing is needed
         reason = skip_reason(session.capabilities(), sorted(needs)) if needs else None
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
