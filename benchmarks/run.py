@@ -22,7 +22,8 @@ Measured side by side in one run, all on 127.0.0.1:
 Targets (issue 5): <= 20 ms per scenario, >= 5x faster than SIPp, 50 instances <= 5 s;
 (issue 8): idle agent <= 0.2 % of a core, plugin import <= 50 ms; (issue 18): CPU per
 scenario <= SIPp's, 50 instances cold <= 3 s, -n 2 / -n 0 <= 0.77 at 200 scenarios.
-The pytest runs use -p no:hypothesispytest and no PYTHONDONTWRITEBYTECODE (see _env).
+The pytest runs leave out this repository's test-only plugins (hypothesis, pytest-html,
+pytest-metadata) and run without PYTHONDONTWRITEBYTECODE (see PYTEST and _env).
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-#: hypothesis is a test dependency of this repository, not of the plugin: its pytest
-#: plugin is left out of the measured runs.
-PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest"]
+#: hypothesis, pytest-html and pytest-metadata are test dependencies of this repository
+#: (its ``test`` extra), not of the plugin: a user's run does not load them, so the
+#: measured runs do not either (each costs every pytest process ~20-50 ms, x3 with -n 2).
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+          "-p", "no:html", "-p", "no:metadata"]
 
 
 def _children_cpu() -> float:
@@ -367,8 +370,9 @@ READING = """## Reading the numbers
 - *CPU per basic-call scenario* is marginal: the CPU of every process of a `-n 0` run of
   M scenarios minus that of N, over M - N; pytest's start-up and collection, the fork
   server and the pool's start are fixed costs, in the *whole run / N* row.
-- The pytest runs are made with `-p no:hypothesispytest` and without
-  `PYTHONDONTWRITEBYTECODE`: hypothesis is a test dependency of this repository, and with
+- The pytest runs are made with `-p no:hypothesispytest -p no:html -p no:metadata` and
+  without `PYTHONDONTWRITEBYTECODE`: hypothesis, pytest-html and pytest-metadata are test
+  dependencies of this repository (its `test` extra), not the plugin's, and with
   `PYTHONDONTWRITEBYTECODE=1` (set on the machine that made these numbers) pytest
   re-rewrites its plugin's ~100 modules in every process, ~1 CPU-s each, ×3 with `-n 2`.
 - `-n 2` against `-n 0`: xdist's own start-up (the empty-suite row: two more Pythons that
