@@ -186,3 +186,31 @@ def test_no_probe_without_agents_to_run(sipflow_pytester: pytest.Pytester) -> No
     result = sipflow_pytester.runpytest()
     result.assert_outcomes(passed=1)
     assert "sipflow: capabilities" not in result.stdout.str()
+
+
+PROBE_REPORTER = """
+import os
+from pytest_sipflow.glue.keys import session_key
+
+def pytest_sessionfinish(session):
+    name = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+    probed = session.config.stash[session_key].probed
+    with open(f"probed-{name}.txt", "w") as f:
+        f.write(str(probed))
+"""
+
+
+def test_xdist_workers_probe_only_for_items_that_need_a_capability(
+        sipflow_pytester: pytest.Pytester) -> None:
+    # Bug: every worker started the probe (a pjsua2 process) for a report line only the
+    # controller prints, while the workers collected.
+    sipflow_pytester.makefile(".sipflow.json", plain=basic_call())
+    sipflow_pytester.makeconftest(PROBE_REPORTER)
+    result = sipflow_pytester.runpytest_subprocess("-n", "1")
+    result.assert_outcomes(passed=1)
+    assert (sipflow_pytester.path / "probed-gw0.txt").read_text() == "False"
+    assert (sipflow_pytester.path / "probed-controller.txt").read_text() == "False"
+    result = sipflow_pytester.runpytest_subprocess()  # -n 0 prints the line: it probes
+    result.assert_outcomes(passed=1)
+    assert (sipflow_pytester.path / "probed-controller.txt").read_text() == "True"
+    result.stdout.fnmatch_lines(["sipflow: capabilities: TLS *"])
