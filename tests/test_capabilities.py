@@ -189,11 +189,11 @@ def test_no_probe_without_agents_to_run(sipflow_pytester: pytest.Pytester) -> No
 
 
 PROBE_REPORTER = """
-import os
 from pytest_sipflow.glue.keys import session_key
 
 def pytest_sessionfinish(session):
-    name = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+    worker = getattr(session.config, "workerinput", None)  # not the env: the outer run's
+    name = worker["workerid"] if worker else "controller"
     probed = session.config.stash[session_key].probed
     with open(f"probed-{name}.txt", "w") as f:
         f.write(str(probed))
