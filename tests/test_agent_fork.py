@@ -132,8 +132,7 @@ def test_a_fast_suite_rotates_each_agent_into_every_fourth_scenario_at_most() ->
     pool = AgentPool(plan, name="fk")
     try:
         pool.prestart(2)
-        for ag in pool.acquire(8):  # once warm: the set in use and three spare sets
-            pool.release(ag, True)
+        pool.settle()  # once warm: the set in use and three spare sets
         last_use: dict[int, int] = {}
         gaps: list[int] = []
         for turn in range(12):

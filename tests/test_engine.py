@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import threading
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -79,11 +80,36 @@ def test_scenario_deadline_names_the_running_node(pool: AgentPool) -> None:
 
 
 def test_agents_are_reused_after_reset(pool: AgentPool) -> None:
-    run_scenario(build(basic_call()), pool)
+    for _ in range(2):  # back to back: the pool warms its spare sets (``pool.acquire``)
+        run_scenario(build(basic_call()), pool)
+    pool.settle()  # once they are all up
     started = pool.started
-    for _ in range(3):
+    for _ in range(6):
         assert run_scenario(build(basic_call()), pool).passed
     assert pool.started == started, "no new agent process for later scenarios"
+
+
+def test_back_to_back_scenarios_rotate_over_spare_agents(pool: AgentPool) -> None:
+    # Bug: a fast run through the engine (no plugin prestart) reused the same two agents
+    # for every call; each met pjsip's socket table limit after 28 calls and waited.
+    def pids(result: Any) -> set[str]:
+        return {m.group(1) for ev in result.events
+                for m in [re.search(r"\(pid (\d+)\) ready as", getattr(ev, "message", ""))] if m}
+
+    for _ in range(2):
+        run_scenario(build(basic_call()), pool)
+    pool.settle()  # the spare sets, once they are up
+    last: dict[str, int] = {}
+    gaps = []
+    for turn in range(10):
+        result = run_scenario(build(basic_call()), pool)
+        assert result.passed
+        for pid in pids(result):
+            if pid in last:
+                gaps.append(turn - last[pid])
+            last[pid] = turn
+    assert gaps and min(gaps) >= 4, gaps
+
 
 
 def test_nothing_is_left_after_the_pool_closes() -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Sequence
 
 from ..errors import AgentUnavailable
+from .book import SOCKET_FREE_DELAY_S
 from .client import Agent, AgentError
 from .forkserver import ForkServer
 from .ports import RTP_PORTS_PER_AGENT, PortPlan
@@ -46,6 +48,7 @@ class AgentPool:
         self._idle: list[Agent] = []
         self._busy: set[Agent] = set()
         self._used_ports: set[int] = set()
+        self._handed_out: dict[Agent, float] = {}  # when each agent was last acquired
         self._cursor = plan.sip_first
         self._serial = 0
         self.started = 0  # agents ever started (for reports and benchmarks)
@@ -105,9 +108,24 @@ class AgentPool:
         if not thread.is_alive():
             self._warming = None
 
+    def settle(self) -> None:
+        """Wait until the agents being started in the background are up (or failed)."""
+        self._wait_warm()
+
     def acquire(self, count: int) -> Sequence[Agent]:
+        """``count`` started agents, the longest idle first. An agent handed out again
+        within ``SOCKET_FREE_DELAY_S`` of its last use means a fast run (the Python API or
+        the engine, which no ``prestart`` warmed): the spare sets are started then."""
         self._wait_warm(count)
-        return self._acquire(count)
+        agents = self._acquire(count)
+        now = time.monotonic()
+        with self._lock:
+            soon = any(now - self._handed_out.get(a, float("-inf")) < SOCKET_FREE_DELAY_S
+                       for a in agents)
+            self._handed_out.update((a, now) for a in agents)
+        if soon:
+            self.prestart(count)
+        return agents
 
     def _acquire(self, count: int) -> list[Agent]:
         with self._lock:
@@ -206,6 +224,7 @@ class AgentPool:
                 self._idle.remove(agent)
             if agent.sip_port is not None:
                 self._used_ports.discard(agent.sip_port)
+            self._handed_out.pop(agent, None)
         agent.close()
 
     def _start_all(self, agents: list[Agent]) -> None:
