@@ -83,6 +83,8 @@ class AgentPool:
             return
         first = max(0, count - self.live_agents)
         spares = max(0, count + min(SPARE_SETS * count, MAX_SPARES) - self.live_agents - first)
+        if not first and not spares:
+            return  # all there: no thread (``acquire`` asks after every fast reuse)
 
         def warm() -> None:
             try:
