@@ -441,11 +441,15 @@ def cpu_rows(n: int, m: int) -> list[tuple[str, str, str]]:
     50-instance cold, idle and import cost."""
     with tempfile.TemporaryDirectory(prefix="sipflow-bench-") as tmp:
         small, big = suite_folder(Path(tmp), n), suite_folder(Path(tmp), m)
-        runs: dict[str, list[tuple[float, float, float]]] = {"n": [], "m0": [], "m2": []}
+        bigger = suite_folder(Path(tmp), 2 * m)
+        runs: dict[str, list[tuple[float, float, float]]] = {
+            "n": [], "m0": [], "m2": [], "2m0": [], "2m2": []}
         for _ in range(2):  # interleaved; the best of two (the machine may be shared)
             runs["n"].append(pytest_suite(small, 0))
             runs["m0"].append(pytest_suite(big, 0))
             runs["m2"].append(pytest_suite(big, 2))
+            runs["2m0"].append(pytest_suite(bigger, 0))
+            runs["2m2"].append(pytest_suite(bigger, 2))
     best = {k: (min(r[0] for r in v), min(r[2] for r in v)) for k, v in runs.items()}
     per_scenario = (best["m0"][1] - best["n"][1]) / (m - n)
     sipp = sipp_suite(n)
@@ -467,6 +471,8 @@ def cpu_rows(n: int, m: int) -> list[tuple[str, str, str]]:
         (f"suite of {m}, wall -n 0 / -n 2", f"{best['m0'][0]:.2f} s / {best['m2'][0]:.2f} s", ""),
         (f"suite of {m}, CPU -n 0 / -n 2", f"{best['m0'][1]:.2f} s / {best['m2'][1]:.2f} s", ""),
         (f"-n 2 / -n 0 at {m} scenarios (wall)", f"{best['m2'][0] / best['m0'][0]:.2f}", "<= 0.77"),
+        (f"suite of {2 * m}, wall -n 0 / -n 2 (ratio)",
+         f"{best['2m0'][0]:.2f} s / {best['2m2'][0]:.2f} s ({best['2m2'][0] / best['2m0'][0]:.2f})", ""),
         ("50-instance scenario, cold (fork server and 50 agent starts included)", f"{cold:.2f} s",
          "<= 3 s"),
         ("50-instance scenario, warm pool", f"{warm:.2f} s", "<= 5 s"),

@@ -38,7 +38,7 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = PKG_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     # pj_log stamps every entry (~45 per call, message logs and chatter) with localtime(),
-    # and glibc without TZ stat()s /etc/localtime each time: ~15 % of a busy agent's CPU.
+    # and glibc without TZ stat()s /etc/localtime each time (~0.17 of an agent's 3.4 CPU-ms).
     # Naming the same file reads it once; a TZ of the user's own is kept.
     env.setdefault("TZ", ":/etc/localtime")
     return env
