@@ -398,6 +398,19 @@ def test_tls_answers_many_fresh_connections_eight_at_a_time(tmp_path: Path) -> N
 
 # ---- the server's own life cycle -------------------------------------------------------
 
+def test_a_server_whose_port_another_holds_never_counts_as_started(tmp_path: Path) -> None:
+    # Bug: two suites at once picked the same free port pair; the loser's start-up probes
+    # were answered by the winner's Kamailio, so its tests talked to a server with another
+    # CA ("certificate verification failed") and other accounts.
+    with KamailioServer({"1001": "pw"}, tls=False, workdir=tmp_path / "a", worker=10) as first:
+        second = KamailioServer({"1001": "pw"}, tls=False, workdir=tmp_path / "b",
+                                udp_port=first.udp_port, start_timeout=5)
+        with pytest.raises(KamailioError, match="exited|did not answer"):
+            second.start()
+        assert not second.running
+        assert first.registrar("udp") == f"127.0.0.1:{first.udp_port}"
+
+
 def test_start_stop_leaves_no_process(tmp_path: Path) -> None:
     server = KamailioServer({"1001": "pw"}, domain="sipflow.test", tls=False,
                             workdir=tmp_path, worker=8)

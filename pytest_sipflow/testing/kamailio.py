@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -130,6 +131,7 @@ class KamailioServer:
         self._wanted = (udp_port, tcp_port, tls_port)
         self.udp_port = self.tcp_port = self.tls_port = 0
         self.use_tls = tls
+        self._instance = ""  # this start's token (``_write_config``)
         self._given_tls = (tls_cert, tls_key, tls_ca)
         self.require_client_cert = require_client_cert
         self.tls: TlsFiles | None = None
@@ -343,6 +345,9 @@ class KamailioServer:
         if self.domain != self.host:
             listen.append(f'alias="{self.domain}"')
         listen.append(f'#!define SIPFLOW_DOMAIN "{self.domain}"')
+        # named in the reply to a readiness probe: this start's own server answers
+        self._instance = uuid.uuid4().hex
+        listen.append(f"#!substdef \"/SIPFLOW_INSTANCE_TOKEN/{self._instance}/\"")
         if self.rtpengine_sock is not None:
             listen += ["#!define WITH_RTPENGINE",
                        f'#!define RTPENGINE_SOCK "{self.rtpengine_sock}"']
@@ -390,7 +395,7 @@ class KamailioServer:
                 self.stop()
                 raise KamailioError(f"kamailio did not answer on {sorted(pending)} within "
                                     f"{self.start_timeout} s:\n" + self._tail())
-            if "udp" in pending and options_probe(self.udp_port, 0.1):
+            if "udp" in pending and options_probe(self.udp_port, 0.1, self._instance):
                 pending.discard("udp")
             if "tcp" in pending and tcp_probe(self.tcp_port, 0.2):
                 pending.discard("tcp")

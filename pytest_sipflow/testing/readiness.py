@@ -48,8 +48,9 @@ def pick_ports(worker: int | None = None) -> tuple[int, int]:
     raise NoFreePorts(f"no free port pair for Kamailio from {first} (worker {worker})")
 
 
-def options_probe(port: int, timeout: float) -> bool:
-    """True when a SIP OPTIONS sent to the UDP port gets any answer."""
+def options_probe(port: int, timeout: float, instance: str | None = None) -> bool:
+    """True when a SIP OPTIONS sent to the UDP port gets any answer (with ``instance``:
+    an answer carrying ``X-Sipflow-Instance: <instance>``, i.e. from that very server)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((LOOPBACK, 0))
         sock.settimeout(timeout)
@@ -62,9 +63,12 @@ def options_probe(port: int, timeout: float) -> bool:
                f"Content-Length: 0\r\n\r\n")
         try:
             sock.sendto(msg.encode(), (LOOPBACK, port))
-            return sock.recv(4096).startswith(b"SIP/2.0 ")
+            reply = sock.recv(4096)
         except OSError:
             return False
+    if instance is not None:
+        return f"\r\nX-Sipflow-Instance: {instance}\r\n".encode() in reply
+    return reply.startswith(b"SIP/2.0 ")
 
 
 def tcp_probe(port: int, timeout: float, tls: bool = False) -> bool:
