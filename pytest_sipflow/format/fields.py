@@ -31,8 +31,7 @@ class KeyProblem(ValueError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        extra="ignore", alias_generator=to_camel, populate_by_name=True, frozen=True,
-        defer_build=True,  # a model is built when first used: most files use a few
+        extra="ignore", alias_generator=to_camel, populate_by_name=True, frozen=True
     )
 
     @classmethod
