@@ -54,7 +54,7 @@ def start_phone(kind: str, workdir: Path) -> BaresipPhone | LinphonePhone:
         package = "baresip-core" if kind == "baresip" else "linphone-cli"
         pytest.skip(f"{kind} is not installed (Debian package {package}; run ./install.sh)")
     sip = free_port_block(4, 12000, 200)
-    rtp = free_port_block(20, 44000, 400)
+    rtp = free_port_block(20, 44000, 400, udp_only=True)
     if kind == "baresip":  # TLS listens on sip + 1 whatever the config: ctrl on sip + 2
         return BaresipPhone(sip, sip + 2, (rtp, rtp + 19), workdir=workdir).start()
     return LinphonePhone(sip, rtp, workdir=workdir).start()
@@ -263,7 +263,7 @@ FILES = {files!r}
 
 @pytest.fixture
 def phone(request, tmp_path):
-    sip, rtp = free_port_block(4, 12000, 200), free_port_block(20, 44000, 400)
+    sip, rtp = free_port_block(4, 12000, 200), free_port_block(20, 44000, 400, udp_only=True)
     if request.param == "baresip":
         started = BaresipPhone(sip, sip + 2, (rtp, rtp + 19), tls_cert=FILES["phone_pem"],
                                workdir=tmp_path / "baresip").start()

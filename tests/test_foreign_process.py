@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from pytest_sipflow.testing.process import ForeignProcess, ForeignProcessError, group_pids
+from conftest import own_rtp_base
+from pytest_sipflow.testing.process import (ForeignProcess, ForeignProcessError, free_port_block,
+                                              group_pids)
 
 
 class Stubborn(ForeignProcess):
@@ -55,3 +58,20 @@ def test_a_log_line_that_never_comes_fails_with_the_tail(tmp_path: Path) -> None
             program.wait_log("never", timeout=0.2)
     finally:
         program.stop()
+
+
+def test_port_blocks_try_every_start_and_media_blocks_ignore_tcp(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bug: two suites at once; the relay's 100 RTP ports were refused because a client's
+    # TCP port in TIME_WAIT sat in the area, and only 4 of the area's starts were tried.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    base = own_rtp_base(2)  # this slot's; area 2 is otherwise unused
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        tcp.bind(("127.0.0.1", base + 5))
+        tcp.listen()
+        assert free_port_block(20, base, 40, udp_only=True) <= base + 5  # RTP needs no TCP
+        assert free_port_block(20, base, 40) >= base + 6
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", base + 19))
+        # one block of 20 is left (base+20 …): found whichever start the rotation picks
+        assert {free_port_block(20, base, 40, udp_only=True) for _ in range(8)} == {base + 20}

@@ -25,7 +25,7 @@ SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[RtpEngine]:
     ng = free_port_block(1, 13000, 100)
-    media = free_port_block(40, 47000, 400)
+    media = free_port_block(40, 47000, 400, udp_only=True)
     engine = RtpEngine(ng, media, media + 39, workdir=tmp_path / "rtpengine").start()
     try:
         yield engine

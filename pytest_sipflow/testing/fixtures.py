@@ -47,7 +47,7 @@ def rtpengine_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEng
     if shutil.which("rtpengine") is None:
         pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
     ng_port = free_port_block(1, 13500, 100)
-    first = free_port_block(100, 48000, 400)
+    first = free_port_block(100, 48000, 400, udp_only=True)  # RTP and RTCP only
     with RtpEngine(ng_port, first, first + 99,
                    workdir=tmp_path_factory.mktemp("rtpengine")) as relay:
         yield relay

@@ -86,16 +86,21 @@ def terminate(proc: "subprocess.Popen[Any]", timeout: float) -> None:
 _rotation = itertools.count(os.getpid())  # two runs at once start at different blocks
 
 
-def free_port_block(count: int, base: int, span: int) -> int:
-    """The first of ``count`` consecutive free ports (UDP and TCP) in this xdist worker's
-    ``span`` ports from ``base``; each call starts further on, so a port just released is
-    not taken again at once."""
+def free_port_block(count: int, base: int, span: int, udp_only: bool = False) -> int:
+    """The first of ``count`` consecutive free ports (UDP and TCP, or UDP only for media)
+    in this xdist worker's ``span`` ports from ``base``; each call starts its search further
+    on, so a port just released is not taken again at once. Every start in the span is
+    tried: another run's relay or a client's ephemeral port may hold a few."""
     digits = re.sub(r"\D", "", os.environ.get("PYTEST_XDIST_WORKER", ""))
     first = base + int(digits or 0) * span
-    for _ in range(span // count):
-        start = first + (next(_rotation) * count) % (span - count + 1)
-        if all(port_free(p) for p in range(start, start + count)):
-            return start
+    free = [(bindable(p, socket.SOCK_DGRAM) if udp_only else port_free(p))
+            for p in range(first, first + span)]
+    starts = span - count + 1
+    offset = (next(_rotation) * count) % starts
+    for i in range(starts):
+        start = (offset + i) % starts
+        if all(free[start:start + count]):
+            return first + start
     raise ForeignProcessError(f"no {count} consecutive free ports in {first}-{first + span - 1}")
 
 
