@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import own_rtp_base
+from pytest_sipflow.testing import process
 from pytest_sipflow.testing.process import (ForeignProcess, ForeignProcessError, free_port_block,
                                               group_pids)
 
@@ -64,14 +64,14 @@ def test_port_blocks_try_every_start_and_media_blocks_ignore_tcp(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Bug: two suites at once; the relay's 100 RTP ports were refused because a client's
     # TCP port in TIME_WAIT sat in the area, and only 4 of the area's starts were tried.
+    # The machine's real ports are not ours to fill: which ports are busy is faked.
+    base = 30000
+    busy = {socket.SOCK_DGRAM: {base + 19}, socket.SOCK_STREAM: {base + 25}}
+    monkeypatch.setattr(process, "bindable",
+                        lambda port, kind, host="127.0.0.1": port not in busy[kind])
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    base = own_rtp_base(2)  # this slot's; area 2 is otherwise unused
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-        tcp.bind(("127.0.0.1", base + 5))
-        tcp.listen()
-        assert free_port_block(20, base, 40, udp_only=True) <= base + 5  # RTP needs no TCP
-        assert free_port_block(20, base, 40) >= base + 6
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", base + 19))
-        # one block of 20 is left (base+20 …): found whichever start the rotation picks
-        assert {free_port_block(20, base, 40, udp_only=True) for _ in range(8)} == {base + 20}
+    # the one block of 20 clear of UDP port 19 holds TCP port 25: fine for RTP, whichever
+    # start the rotation picks first
+    assert {free_port_block(20, base, 40, udp_only=True) for _ in range(8)} == {base + 20}
+    with pytest.raises(ForeignProcessError, match="no 20 consecutive free ports in 30000-30039"):
+        free_port_block(20, base, 40)  # a SIP block needs TCP too
