@@ -32,8 +32,8 @@ SPARE_SETS = 3
 
 
 def spares_for(need: int) -> int:
-    """Idle agents kept warm beside the ``need`` the next item takes."""
-    return max(KEEP_SPARES, min(SPARE_SETS * need, MAX_SPARES))
+    """Idle agents kept warm beside the ``need`` a scenario takes, for rotation."""
+    return min(SPARE_SETS * need, MAX_SPARES)
 
 
 class AgentPool:
@@ -76,13 +76,12 @@ class AgentPool:
     def prestart(self, count: int) -> None:
         """Start agents in the background, so the first scenario finds them ready.
 
-        Starts ``SPARE_SETS`` spare sets besides (at most ``MAX_SPARES``): a fast suite
-        rotates over them.
+        Starts the spare sets besides (``spares_for``): a fast suite rotates over them.
         """
         if self._warming is not None:
             return
         first = max(0, count - self.live_agents)
-        spares = max(0, count + min(SPARE_SETS * count, MAX_SPARES) - self.live_agents - first)
+        spares = max(0, count + spares_for(count) - self.live_agents - first)
         if not first and not spares:
             return  # all there: no thread (``acquire`` asks after every fast reuse)
 
@@ -187,7 +186,7 @@ class AgentPool:
         """
         self._wait_warm()
         with self._lock:
-            surplus = len(self._idle) - (need + spares_for(need))
+            surplus = len(self._idle) - (need + max(KEEP_SPARES, spares_for(need)))
             if surplus <= 0:
                 return 0
             gone, self._idle = self._idle[-surplus:], self._idle[:-surplus]
