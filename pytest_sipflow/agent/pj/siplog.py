@@ -88,10 +88,8 @@ def trace(st: AgentState, req_id: Any, args: dict[str, Any]) -> dict[str, Any]:
     since = max(0, int(args.get("since") or 0))
     records = []
     for logged, wall, t in st.kept[since:]:
-        fields = record(st, logged, wall)
+        fields = record(st, logged, wall)  # ``call``: looked up now, the dialog may be newer
         fields.pop("_clean")
-        cid = fields.pop("_callid", None)
-        if fields["call"] is None and cid is not None:
-            fields["call"] = st.calls.handle_of(cid)
+        fields.pop("_callid", None)
         records.append({"event": "sip", "t": round(t, 6), **fields})
     return {"records": records, "count": len(st.kept)}
