@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_sipflow.testing import process
-from pytest_sipflow.testing.process import (ForeignProcess, ForeignProcessError, free_port_block,
-                                              group_pids)
+from pytest_sipflow.testing.process import (ForeignProcess, ForeignProcessError, claim_media_block,
+                                              free_port_block, group_pids)
 
 
 class Stubborn(ForeignProcess):
@@ -75,3 +76,19 @@ def test_port_blocks_try_every_start_and_media_blocks_ignore_tcp(
     assert {free_port_block(20, base, 40, udp_only=True) for _ in range(8)} == {base + 20}
     with pytest.raises(ForeignProcessError, match="no 20 consecutive free ports in 30000-30039"):
         free_port_block(20, base, 40)  # a SIP block needs TCP too
+
+
+def test_media_blocks_are_claimed_so_two_relays_never_share_ports(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Bug: two suites at once gave their rtpengines overlapping ranges; rtpengine binds a
+    # call's ports only during the call (SO_REUSEADDR), so both bound 48070 and each
+    # relayed the other's RTP: one-way audio in both runs.
+    monkeypatch.setattr(process, "bindable", lambda port, kind, host="127.0.0.1": True)
+    monkeypatch.setattr(process, "_rotation", itertools.repeat(0))  # both start alike
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    first, claim = claim_media_block(100, 30400, 400)
+    with claim:
+        second, other = claim_media_block(100, 30400, 400)  # the media ports look free
+        with other:
+            assert abs(first - second) >= 100, (first, second)
+            assert {first, second} <= {30400, 30500, 30600, 30700}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_sipflow.testing.process import free_port_block, group_pids
+from pytest_sipflow.testing.process import claim_media_block, free_port_block, group_pids
 from pytest_sipflow.testing.rtpengine import RtpEngine, RtpengineError
 
 pytestmark = pytest.mark.skipif(shutil.which("rtpengine") is None,
@@ -25,13 +25,14 @@ SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[RtpEngine]:
     ng = free_port_block(1, 13000, 100)
-    media = free_port_block(40, 47000, 400, udp_only=True)
+    media, claim = claim_media_block(40, 47000, 400)
     engine = RtpEngine(ng, media, media + 39, workdir=tmp_path / "rtpengine").start()
     try:
         yield engine
     finally:
         pid = engine.pid
         engine.stop()
+        claim.close()
         assert not group_pids(pid), f"rtpengine left processes: {group_pids(pid)}"
         assert not Path(f"/proc/{pid}").exists(), f"rtpengine pid {pid} not reaped"
 

@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from .kamailio import KamailioServer, available
-from .process import free_port_block
+from .process import claim_media_block, free_port_block
 from .rtpengine import RtpEngine
 
 
@@ -47,9 +47,9 @@ def rtpengine_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEng
     if shutil.which("rtpengine") is None:
         pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
     ng_port = free_port_block(1, 13500, 100)
-    first = free_port_block(100, 48000, 400, udp_only=True)  # RTP and RTCP only
-    with RtpEngine(ng_port, first, first + 99,
-                   workdir=tmp_path_factory.mktemp("rtpengine")) as relay:
+    first, claim = claim_media_block(100, 48000, 400)  # held while the relay runs
+    with claim, RtpEngine(ng_port, first, first + 99,
+                          workdir=tmp_path_factory.mktemp("rtpengine")) as relay:
         yield relay
 
 

@@ -104,6 +104,30 @@ def free_port_block(count: int, base: int, span: int, udp_only: bool = False) ->
     raise ForeignProcessError(f"no {count} consecutive free ports in {first}-{first + span - 1}")
 
 
+def claim_media_block(count: int, base: int, span: int) -> tuple[int, socket.socket]:
+    """A block of ``count`` UDP ports for a media relay in this xdist worker's ``span``,
+    and a claim on it to hold while the relay runs: a TCP socket bound to the block's
+    first port. rtpengine binds a call's ports only during the call, and with
+    SO_REUSEADDR, so a free-port check cannot see another run's relay: two relays on
+    one range deliver each other's RTP. Blocks are aligned, so two claims never overlap."""
+    digits = re.sub(r"\D", "", os.environ.get("PYTEST_XDIST_WORKER", ""))
+    first = base + int(digits or 0) * span
+    blocks = span // count
+    offset = next(_rotation)
+    for i in range(blocks):
+        start = first + ((offset + i) % blocks) * count
+        claim = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            claim.bind(("127.0.0.1", start))
+        except OSError:
+            claim.close()
+            continue
+        if all(bindable(p, socket.SOCK_DGRAM) for p in range(start, start + count)):
+            return start, claim
+        claim.close()
+    raise ForeignProcessError(f"no unclaimed block of {count} ports in {first}-{first + span - 1}")
+
+
 try:  # loaded here: an import in the forked child could deadlock on another thread's lock
     _LIBC: Any = ctypes.CDLL(None, use_errno=True)
 except OSError:
