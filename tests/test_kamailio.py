@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -409,6 +410,27 @@ def test_a_server_whose_port_another_holds_never_counts_as_started(tmp_path: Pat
             second.start()
         assert not second.running
         assert first.registrar("udp") == f"127.0.0.1:{first.udp_port}"
+
+
+def test_a_main_process_that_ignores_sigterm_takes_its_workers_with_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen once with two suites at once: Kamailio's main did not end on SIGTERM, was
+    # killed after stop_timeout, and then its workers were given a second stop_timeout.
+    from pytest_sipflow.testing import kamailio as kamailio_module
+
+    killed: list[int] = []
+    real = kamailio_module.kill_group
+    monkeypatch.setattr(kamailio_module, "kill_group",
+                        lambda pgid: (killed.append(pgid), real(pgid)))
+    server = KamailioServer({"1001": "pw"}, tls=False, workdir=tmp_path, worker=11,
+                            stop_timeout=1.0)
+    server.start()
+    pid = server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # a main that does not act on SIGTERM
+    server.stop()
+    assert killed == [pid]
+    assert group_pids(pid) == []
 
 
 def test_start_stop_leaves_no_process(tmp_path: Path) -> None:

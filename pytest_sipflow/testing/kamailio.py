@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from pytest_sipflow.sip import LOOPBACK
 
-from .process import end_group, terminate, terminate_with_parent
+from .process import end_group, kill_group, terminate, terminate_with_parent
 from .readiness import NoFreePorts, options_probe, tcp_probe, pick_ports
 from .records import Challenge, RequestLine, challenges_in, registrations_in, requests_in
 from .tls import TlsFiles, generate_tls_files
@@ -198,7 +198,10 @@ class KamailioServer:
         if proc is None:
             return
         began = time.monotonic()
-        terminate(proc, self.stop_timeout)
+        if terminate(proc, self.stop_timeout):
+            # the main process ignored SIGTERM (seen once on a loaded machine): its
+            # workers get no second grace period of their own
+            kill_group(proc.pid)
         self._end_group(proc.pid)
         self.stopped_in = time.monotonic() - began
         self._save_log()

@@ -44,6 +44,14 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
+def kill_group(pgid: int) -> None:
+    """SIGKILL every member of the process group ``pgid`` (ours: a session we started)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def end_group(pgid: int, timeout: float) -> None:
     """Wait (bounded) for the group ``pgid`` to go; SIGKILL it when a member lingers."""
     deadline = time.monotonic() + timeout
@@ -72,8 +80,9 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return all(bindable(port, kind, host) for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM))
 
 
-def terminate(proc: "subprocess.Popen[Any]", timeout: float) -> None:
-    """SIGTERM, a bounded wait, then SIGKILL: the process is gone when this returns."""
+def terminate(proc: "subprocess.Popen[Any]", timeout: float) -> bool:
+    """SIGTERM, a bounded wait, then SIGKILL: the process is gone when this returns.
+    True when it had to be killed."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -81,6 +90,8 @@ def terminate(proc: "subprocess.Popen[Any]", timeout: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+            return True
+    return False
 
 
 _rotation = itertools.count(os.getpid())  # two runs at once start at different blocks
